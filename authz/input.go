@@ -1,0 +1,82 @@
+package authz
+
+import (
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+)
+
+// Input is what a check needs to know about the original request, taken from
+// an Envoy CheckRequest or from an HTTP authorization request.
+type Input struct {
+	RequestID     string
+	Method        string
+	Host          string
+	Path          string
+	Service       string // explicit service (Envoy context extension "service")
+	Endpoint      string // explicit endpoint (context extension "endpoint")
+	Authorization string // the caller's Authorization header, as sent
+}
+
+// inputFromCheck reads a CheckRequest through nil-safe getters. ok is false
+// when the request carries no HTTP attributes to decide on.
+func inputFromCheck(req *authv3.CheckRequest) (in Input, ok bool) {
+	attrs := req.GetAttributes()
+	h := attrs.GetRequest().GetHttp()
+	if h == nil {
+		return Input{}, false
+	}
+	headers := checkHeaders{h.GetHeaders(), h.GetHeaderMap().GetHeaders()}
+	in = Input{
+		RequestID:     first(h.GetId(), headers.get("x-request-id")),
+		Method:        first(h.GetMethod(), headers.get(":method")),
+		Host:          first(h.GetHost(), headers.get(":authority"), headers.get("host")),
+		Path:          first(h.GetPath(), headers.get(":path")),
+		Service:       attrs.GetContextExtensions()["service"],
+		Endpoint:      attrs.GetContextExtensions()["endpoint"],
+		Authorization: headers.get("authorization"),
+	}
+	return in, true
+}
+
+// checkHeaders reads both header encodings Envoy may send: the `headers` map,
+// or `header_map` when the filter runs with encode_raw_headers.
+type checkHeaders struct {
+	m   map[string]string
+	raw []*corev3.HeaderValue
+}
+
+// get returns the first value of a header; names are lower case on the wire.
+func (h checkHeaders) get(name string) string {
+	if v, ok := h.m[name]; ok {
+		return v
+	}
+	for _, hv := range h.raw {
+		if strings.EqualFold(hv.GetKey(), name) {
+			if v := hv.GetValue(); v != "" {
+				return v
+			}
+			return string(hv.GetRawValue())
+		}
+	}
+	return ""
+}
+
+func first(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// bearer returns the token of a "Bearer <token>" Authorization value, or "".
+func bearer(authorization string) string {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
+	if !ok || !strings.EqualFold(scheme, "bearer") {
+		return ""
+	}
+	return strings.TrimSpace(token)
+}

@@ -1,0 +1,158 @@
+// Package authz is tokenauthz's decision point: it turns an Envoy CheckRequest
+// (or an HTTP authorization request) into an Input, plans it against the
+// configuration, obtains the token and renders the Decision back.
+package authz
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/tokenauthz/tokenauthz/config"
+	"github.com/tokenauthz/tokenauthz/scopes"
+	"github.com/tokenauthz/tokenauthz/tokens"
+)
+
+// TokenSource is what the server needs from the token layer.
+type TokenSource interface {
+	Token(ctx context.Context, r tokens.Request) (tokens.Token, error)
+}
+
+// Server answers ext_authz checks. Its configuration can be swapped while it
+// serves (Reload); each check uses one configuration throughout.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	cfg    atomic.Pointer[config.Config]
+	tokens TokenSource
+	log    *slog.Logger
+}
+
+var _ authv3.AuthorizationServer = (*Server)(nil)
+
+// New returns a server deciding under cfg and fetching tokens from src.
+func New(cfg *config.Config, src TokenSource, log *slog.Logger) *Server {
+	s := &Server{tokens: src, log: log}
+	s.cfg.Store(cfg)
+	return s
+}
+
+// Reload makes cfg the configuration for checks that start from now on.
+func (s *Server) Reload(cfg *config.Config) { s.cfg.Store(cfg) }
+
+// Config returns the configuration in effect.
+func (s *Server) Config() *config.Config { return s.cfg.Load() }
+
+// Check implements envoy.service.auth.v3.Authorization. Every outcome,
+// denials included, is a CheckResponse; gRPC errors are never decisions.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	in, ok := inputFromCheck(req)
+	if !ok {
+		return checkResponse(s.finish(deny(ReasonMalformed, in, "check request has no HTTP attributes"), time.Now())), nil
+	}
+	return checkResponse(s.Decide(ctx, in)), nil
+}
+
+// Decide runs one check: plan the request, get the token, build the decision.
+func (s *Server) Decide(ctx context.Context, in Input) Decision {
+	start := time.Now()
+	p, err := PlanFor(s.cfg.Load(), in)
+	if err != nil {
+		return s.finish(refusal(ctx, in, p, err), start)
+	}
+	if !p.Grant.NeedsToken() {
+		return s.finish(named(allow(ReasonNoGrant, in), p), start)
+	}
+	tok, err := s.tokens.Token(ctx, p.Request)
+	if err != nil {
+		return s.finish(refusal(ctx, in, p, err), start)
+	}
+	d := named(allow(ReasonTokenInjected, in), p)
+	d.Header, d.Value = p.Settings.Header, "Bearer "+tok.AccessToken
+	return s.finish(d, start)
+}
+
+// refusal converts an error to its decision: the one place errors become statuses.
+func refusal(ctx context.Context, in Input, p Plan, err error) Decision {
+	reason := reasonFor(ctx, err)
+	if reason == ReasonUnmatchedAllowed {
+		return allow(reason, in)
+	}
+	return named(deny(reason, in, messageFor(p, err)), p)
+}
+
+func reasonFor(ctx context.Context, err error) Reason {
+	switch {
+	case errors.Is(err, errUnmatched):
+		return ReasonUnmatchedAllowed
+	case errors.Is(err, errMalformed):
+		return ReasonMalformed
+	case errors.Is(err, scopes.ErrUnknownService), errors.Is(err, scopes.ErrUnknownEndpoint):
+		return ReasonUnknownService
+	case errors.Is(err, scopes.ErrNoMatch):
+		return ReasonNoMatch
+	case errors.Is(err, errMissingSubject):
+		return ReasonMissingSubject
+	case errors.Is(ctx.Err(), context.Canceled):
+		return ReasonCanceled
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		return ReasonTimeout
+	case errors.Is(err, tokens.ErrSubjectRejected):
+		return ReasonSubjectRejected
+	case errors.Is(err, tokens.ErrClientRejected):
+		return ReasonClientRejected
+	case errors.Is(err, tokens.ErrUnavailable):
+		return ReasonUnavailable
+	}
+	return ReasonInternal
+}
+
+func messageFor(p Plan, err error) string {
+	if p.Match.Service == nil || !p.Grant.NeedsToken() {
+		return err.Error()
+	}
+	return fmt.Sprintf("token request for service %q failed: %v", p.Match.Service.Name, err)
+}
+
+func named(d Decision, p Plan) Decision {
+	if p.Match.Service != nil {
+		d.Service, d.Endpoint = p.Match.Service.Name, p.Match.EndpointName()
+	}
+	return d
+}
+
+// finish logs the decision: denials at info, allows at debug (the hot path).
+func (s *Server) finish(d Decision, start time.Time) Decision {
+	level := slog.LevelInfo
+	if d.Allowed() {
+		level = slog.LevelDebug
+	}
+	if s.log.Enabled(context.Background(), level) {
+		s.log.LogAttrs(context.Background(), level, "check",
+			slog.String("request_id", d.RequestID),
+			slog.String("service", d.Service),
+			slog.String("endpoint", d.Endpoint),
+			slog.Bool("allowed", d.Allowed()),
+			slog.String("reason", string(d.Reason)),
+			slog.String("message", d.Message),
+			slog.Duration("latency", time.Since(start)),
+		)
+	}
+	return d
+}
+
+// Preview is the decision a plan leads to before any token is fetched: the
+// denial when planning failed, else an allow. It backs `tokenauthz explain`.
+func Preview(p Plan, in Input, err error) Decision {
+	if err != nil {
+		return refusal(context.Background(), in, p, err)
+	}
+	if p.Grant.NeedsToken() {
+		return named(allow(ReasonTokenInjected, in), p)
+	}
+	return named(allow(ReasonNoGrant, in), p)
+}

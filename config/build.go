@@ -1,0 +1,268 @@
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/tokenauthz/tokenauthz/scopes"
+)
+
+// builder turns the raw file into a Config, collecting problems as it goes.
+type builder struct {
+	dir  string // the config file's folder: relative secret files are read from here
+	errs []error
+}
+
+func (b *builder) fail(key string, kind error, format string, args ...any) {
+	b.errs = append(b.errs, problem(key, 0, kind, format, args...))
+}
+
+func (b *builder) build(raw rawFile) *Config {
+	cfg := defaults
+	cfg.Listen.GRPC = or(raw.Listen.GRPC, cfg.Listen.GRPC)
+	cfg.Listen.HTTP = or(raw.Listen.HTTP, cfg.Listen.HTTP)
+	switch u := Unmatched(or(raw.Unmatched, string(cfg.Unmatched))); u {
+	case UnmatchedDeny, UnmatchedAllow:
+		cfg.Unmatched = u
+	default:
+		b.fail("unmatched", ErrInvalidValue, "%q is not one of deny, allow", u)
+	}
+	b.duration("cache.expiry_skew", raw.Cache.ExpirySkew, &cfg.Cache.ExpirySkew, false)
+	b.duration("cache.refresh_before", raw.Cache.RefreshBefore, &cfg.Cache.RefreshBefore, false)
+	b.duration("token_request.timeout", raw.TokenRequest.Timeout, &cfg.TokenRequest.Timeout, true)
+	if n := raw.Cache.MaxEntries; n != nil {
+		if *n < 1 {
+			b.fail("cache.max_entries", ErrInvalidValue, "must be at least 1, got %d", *n)
+		}
+		cfg.Cache.MaxEntries = *n
+	}
+
+	root := b.layer("defaults", raw.Defaults)
+	var specs []scopes.ServiceSpec
+	for _, name := range sortedKeys(raw.Services) {
+		specs = append(specs, b.service(name, raw.Services[name]))
+	}
+	table, err := scopes.NewTable(root, specs)
+	for _, e := range unjoin(err) {
+		b.errs = append(b.errs, fmt.Errorf("%w: %w", ErrDuplicateRoute, e))
+	}
+	for _, svc := range table.Services() {
+		key := "services." + svc.Name
+		b.credentials(key, svc.Settings)
+		for _, ep := range svc.Endpoints {
+			b.credentials(key+".endpoints."+ep.Name, ep.Settings)
+		}
+	}
+	cfg.Routes = table
+	return &cfg
+}
+
+func (b *builder) duration(key string, d *duration, dst *time.Duration, positive bool) {
+	if d == nil {
+		return
+	}
+	if *d < 0 || (positive && *d == 0) {
+		b.fail(key, ErrInvalidValue, "must be positive, got %s", time.Duration(*d))
+	}
+	*dst = time.Duration(*d)
+}
+
+func (b *builder) service(name string, raw rawService) scopes.ServiceSpec {
+	key := "services." + name
+	if raw.PathPrefix != "" && !strings.HasPrefix(raw.PathPrefix, "/") {
+		b.fail(key+".path_prefix", ErrInvalidValue, "%q must start with /", raw.PathPrefix)
+	}
+	for i, h := range raw.Hosts {
+		if h == "" || strings.ContainsAny(h, "/ ") {
+			b.fail(fmt.Sprintf("%s.hosts[%d]", key, i), ErrInvalidValue, "%q is not a host or host:port", h)
+		}
+	}
+	spec := scopes.ServiceSpec{Name: name, Hosts: raw.Hosts, PathPrefix: raw.PathPrefix, Layer: b.layer(key, raw.rawAuth)}
+	for _, epName := range sortedKeys(raw.Endpoints) {
+		ep := raw.Endpoints[epName]
+		epKey := key + ".endpoints." + epName
+		if !strings.HasPrefix(ep.Path, "/") {
+			b.fail(epKey+".path", ErrInvalidValue, "%q must start with /", ep.Path)
+		}
+		for _, m := range ep.Methods {
+			if !isToken(m) {
+				b.fail(epKey+".methods", ErrInvalidValue, "%q is not an HTTP method", m)
+			}
+		}
+		spec.Endpoints = append(spec.Endpoints, scopes.EndpointSpec{
+			Name: epName, Path: ep.Path, Methods: ep.Methods, Layer: b.layer(epKey, ep.rawAuth),
+		})
+	}
+	return spec
+}
+
+// layer converts one level's auth keys, checking each value it can check alone.
+func (b *builder) layer(key string, raw rawAuth) scopes.Layer {
+	var l scopes.Layer
+	if raw.Issuer != nil || raw.TokenURL != nil {
+		l.TokenEndpoint = &scopes.TokenEndpoint{
+			Issuer:   b.url(key+".issuer", b.expand(key+".issuer", raw.Issuer)),
+			TokenURL: b.url(key+".token_url", b.expand(key+".token_url", raw.TokenURL)),
+		}
+	}
+	l.ClientID = ptr(raw.ClientID, b.expand(key+".client_id", raw.ClientID))
+	switch {
+	case raw.ClientSecret != nil && raw.ClientSecretFile != nil:
+		b.fail(key+".client_secret", ErrInvalidValue, "set client_secret or client_secret_file, not both")
+	case raw.ClientSecret != nil:
+		k := key + ".client_secret"
+		before := len(b.errs)
+		v := b.expand(k, raw.ClientSecret)
+		if v == "" && len(b.errs) == before {
+			b.fail(k, ErrMissingCredentials, "is empty")
+		}
+		l.Secret = &scopes.Secret{Value: v, Key: k}
+	case raw.ClientSecretFile != nil:
+		k := key + ".client_secret_file"
+		file := b.expand(k, raw.ClientSecretFile)
+		l.Secret = &scopes.Secret{File: file, Value: b.readSecret(k, file), Key: k}
+	}
+	if raw.ClientAuth != nil {
+		ca := scopes.ClientAuth(*raw.ClientAuth)
+		if !slices.Contains(scopes.ClientAuths, ca) {
+			b.fail(key+".client_auth", ErrInvalidValue, "%q is not one of %s", ca, list(scopes.ClientAuths))
+		}
+		l.ClientAuth = &ca
+	}
+	if raw.GrantType != nil {
+		g := scopes.Grant(*raw.GrantType)
+		if !slices.Contains(scopes.Grants, g) {
+			b.fail(key+".grant_type", ErrInvalidValue, "%q is not one of %s", g, list(scopes.Grants))
+		}
+		l.Grant = &g
+	}
+	if raw.Scope != nil {
+		l.Scope = []string(*raw.Scope)
+	}
+	l.Audience = ptr(raw.Audience, b.expand(key+".audience", raw.Audience))
+	l.Resource = ptr(raw.Resource, b.expand(key+".resource", raw.Resource))
+	l.SubjectTokenType = raw.SubjectTokenType
+	l.RequestedTokenType = raw.RequestedTokenType
+	if raw.Header != nil {
+		h := strings.ToLower(*raw.Header)
+		if !isToken(h) {
+			b.fail(key+".header", ErrInvalidValue, "%q is not a header name", *raw.Header)
+		}
+		l.Header = &h
+	}
+	return l
+}
+
+// credentials checks that a level whose grant fetches tokens can do so.
+func (b *builder) credentials(key string, s scopes.Settings) {
+	if !s.Grant.NeedsToken() {
+		return
+	}
+	var missing []string
+	if s.TokenEndpoint.Issuer == "" && s.TokenEndpoint.TokenURL == "" {
+		missing = append(missing, "issuer or token_url")
+	}
+	if s.ClientID == "" {
+		missing = append(missing, "client_id")
+	}
+	if s.Secret.Key == "" {
+		missing = append(missing, "client_secret or client_secret_file")
+	}
+	if len(missing) > 0 {
+		b.fail(key, ErrMissingCredentials, "grant_type %s needs %s (set here, in the service or in defaults)", s.Grant, strings.Join(missing, ", "))
+	}
+}
+
+var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
+
+// expand replaces ${VAR} with the environment's value; an unset VAR is a problem.
+func (b *builder) expand(key string, s *string) string {
+	if s == nil {
+		return ""
+	}
+	return envRef.ReplaceAllStringFunc(*s, func(ref string) string {
+		name := envRef.FindStringSubmatch(ref)[1]
+		v, ok := os.LookupEnv(name)
+		if !ok {
+			b.fail(key, ErrEnv, "environment variable %s is not set", name)
+		}
+		return v
+	})
+}
+
+func (b *builder) readSecret(key, file string) string {
+	if file == "" {
+		b.fail(key, ErrSecretFile, "empty file name")
+		return ""
+	}
+	if !filepath.IsAbs(file) {
+		file = filepath.Join(b.dir, file)
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		b.fail(key, ErrSecretFile, "%v", err)
+		return ""
+	}
+	secret := strings.TrimSpace(string(data))
+	if secret == "" {
+		b.fail(key, ErrSecretFile, "%s is empty", file)
+	}
+	return secret
+}
+
+func (b *builder) url(key, s string) string {
+	if s == "" {
+		return ""
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		b.fail(key, ErrInvalidValue, "%q is not an absolute http(s) URL", s)
+	}
+	return s
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+// ptr returns &v when the key was set, nil when it was not.
+func ptr(set *string, v string) *string {
+	if set == nil {
+		return nil
+	}
+	return &v
+}
+
+func list[T ~string](vs []T) string {
+	s := make([]string, len(vs))
+	for i, v := range vs {
+		s[i] = string(v)
+	}
+	return strings.Join(s, ", ")
+}
+
+// isToken reports whether s is an RFC 9110 token (header and method names).
+func isToken(s string) bool {
+	return s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return r <= 0x20 || r >= 0x7f || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r)
+	}) < 0
+}
+
+func unjoin(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return j.Unwrap()
+	}
+	if err != nil {
+		return []error{err}
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+// Package config loads tokenauthz's YAML configuration: it decodes strictly,
+// expands ${VAR} references, reads secret files, fills defaults, resolves
+// inheritance (defaults -> service -> endpoint) and validates once, reporting
+// every problem with its file and key path.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tokenauthz/tokenauthz/scopes"
+)
+
+// Problem kinds; every reported problem wraps one of them (test with errors.Is).
+var (
+	ErrSyntax             = errors.New("invalid YAML")
+	ErrUnknownKey         = errors.New("unknown key")
+	ErrInvalidValue       = errors.New("invalid value")
+	ErrMissingCredentials = errors.New("missing credentials")
+	ErrDuplicateRoute     = errors.New("duplicate route")
+	ErrEnv                = errors.New("environment variable not set")
+	ErrSecretFile         = errors.New("unreadable secret file")
+)
+
+// Unmatched says what to do with a request no service matches.
+type Unmatched string
+
+const (
+	UnmatchedDeny  Unmatched = "deny"  // 403
+	UnmatchedAllow Unmatched = "allow" // pass through untouched
+)
+
+// Config is a loaded, validated configuration.
+type Config struct {
+	Path         string
+	Listen       Listen
+	Unmatched    Unmatched
+	Cache        Cache
+	TokenRequest TokenRequest
+	Routes       *scopes.Table
+}
+
+// Listen holds the listener addresses.
+type Listen struct{ GRPC, HTTP string }
+
+// Cache holds the token cache settings.
+type Cache struct {
+	ExpirySkew    time.Duration // a token is dropped this long before it expires
+	RefreshBefore time.Duration // a token this close to expiry is refreshed in the background
+	MaxEntries    int
+}
+
+// TokenRequest holds the settings of calls to token endpoints.
+type TokenRequest struct{ Timeout time.Duration }
+
+// Built-in defaults for keys the file leaves out.
+var defaults = Config{
+	Listen:       Listen{GRPC: "127.0.0.1:9001", HTTP: "127.0.0.1:9002"},
+	Unmatched:    UnmatchedDeny,
+	Cache:        Cache{ExpirySkew: 30 * time.Second, RefreshBefore: 60 * time.Second, MaxEntries: 100000},
+	TokenRequest: TokenRequest{Timeout: 3 * time.Second},
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse validates data as if read from the file name. Every problem found is
+// returned, joined, each prefixed with name.
+func Parse(name string, data []byte) (*Config, error) {
+	cfg, errs := parse(name, data)
+	if len(errs) > 0 {
+		for i, err := range errs {
+			errs[i] = fmt.Errorf("%s: %w", name, err)
+		}
+		return nil, errors.Join(errs...)
+	}
+	return cfg, nil
+}
+
+func parse(name string, data []byte) (*Config, []error) {
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, []error{fmt.Errorf("%w: %v", ErrSyntax, err)}
+	}
+	errs := unknownKeys(&doc, reflect.TypeFor[rawFile](), "")
+	var raw rawFile
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+		errs = append(errs, fmt.Errorf("%w: %v", ErrInvalidValue, err))
+		return nil, errs
+	}
+	b := builder{dir: filepath.Dir(name)}
+	cfg := b.build(raw)
+	return cfg, append(errs, b.errs...)
+}
+
+// sortedKeys returns a map's keys in order, so problems are listed stably.
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,109 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// rawFile mirrors the YAML file. Pointers tell "unset" from a zero value.
+type rawFile struct {
+	Listen       rawListen             `yaml:"listen"`
+	Unmatched    string                `yaml:"unmatched"`
+	Cache        rawCache              `yaml:"cache"`
+	TokenRequest rawTokenRequest       `yaml:"token_request"`
+	Defaults     rawAuth               `yaml:"defaults"`
+	Services     map[string]rawService `yaml:"services"`
+}
+
+type rawListen struct {
+	GRPC string `yaml:"grpc"`
+	HTTP string `yaml:"http"`
+}
+
+type rawCache struct {
+	ExpirySkew    *duration `yaml:"expiry_skew"`
+	RefreshBefore *duration `yaml:"refresh_before"`
+	MaxEntries    *int      `yaml:"max_entries"`
+}
+
+type rawTokenRequest struct {
+	Timeout *duration `yaml:"timeout"`
+}
+
+// rawAuth holds the auth keys allowed at every level.
+type rawAuth struct {
+	Issuer             *string   `yaml:"issuer"`
+	TokenURL           *string   `yaml:"token_url"`
+	ClientID           *string   `yaml:"client_id"`
+	ClientSecret       *string   `yaml:"client_secret"`
+	ClientSecretFile   *string   `yaml:"client_secret_file"`
+	ClientAuth         *string   `yaml:"client_auth"`
+	GrantType          *string   `yaml:"grant_type"`
+	Scope              *wordList `yaml:"scope"`
+	Audience           *string   `yaml:"audience"`
+	Resource           *string   `yaml:"resource"`
+	SubjectTokenType   *string   `yaml:"subject_token_type"`
+	RequestedTokenType *string   `yaml:"requested_token_type"`
+	Header             *string   `yaml:"header"`
+}
+
+type rawService struct {
+	rawAuth    `yaml:",inline"`
+	Hosts      []string               `yaml:"hosts"`
+	PathPrefix string                 `yaml:"path_prefix"`
+	Endpoints  map[string]rawEndpoint `yaml:"endpoints"`
+}
+
+type rawEndpoint struct {
+	rawAuth `yaml:",inline"`
+	Path    string   `yaml:"path"`
+	Methods wordList `yaml:"methods"`
+}
+
+// UnmarshalYAML accepts the short form `name: /path` as well as a mapping.
+func (e *rawEndpoint) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		e.Path = n.Value
+		return nil
+	}
+	type plain rawEndpoint
+	return n.Decode((*plain)(e))
+}
+
+// duration is a time.Duration written as "30s", "1m30s".
+type duration time.Duration
+
+func (d *duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil || n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: %q is not a duration (like 30s or 1m)", n.Line, n.Value)
+	}
+	*d = duration(v)
+	return nil
+}
+
+// wordList is a YAML list, or one string of space-separated words. Commas do
+// not separate: RFC 6749 scope tokens may contain them.
+type wordList []string
+
+func (w *wordList) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*w = strings.Fields(n.Value)
+		if *w == nil {
+			*w = []string{}
+		}
+		return nil
+	case yaml.SequenceNode:
+		var list []string
+		if err := n.Decode(&list); err != nil {
+			return err
+		}
+		*w = append(wordList{}, list...)
+		return nil
+	}
+	return fmt.Errorf("line %d: want a list or a space-separated string", n.Line)
+}

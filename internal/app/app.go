@@ -1,0 +1,148 @@
+// Package app assembles a running tokenauthz from a configuration: the token
+// source, the authz server, the gRPC and HTTP listeners, and their shutdown.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/tokenauthz/tokenauthz/authz"
+	"github.com/tokenauthz/tokenauthz/config"
+	"github.com/tokenauthz/tokenauthz/scopes"
+	"github.com/tokenauthz/tokenauthz/tokens"
+)
+
+// ShutdownGrace bounds how long in-flight checks may take to finish on stop.
+const ShutdownGrace = 10 * time.Second
+
+// App is a started tokenauthz.
+type App struct {
+	Authz     *authz.Server
+	Source    *tokens.Source
+	discovery *tokens.Discovery
+	grpc      *grpc.Server
+	http      *http.Server
+	grpcLis   net.Listener
+	httpLis   net.Listener
+	health    *health.Server
+	cancel    context.CancelFunc
+	errs      chan error
+	log       *slog.Logger
+}
+
+// Start listens on cfg's addresses and serves until ctx ends or Shutdown.
+// Token endpoints that are unreachable now are discovered in the background;
+// checks that need them answer 503 meanwhile.
+func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, error) {
+	grpcLis, err := net.Listen("tcp", cfg.Listen.GRPC)
+	if err != nil {
+		return nil, fmt.Errorf("grpc listener: %w", err)
+	}
+	httpLis, err := net.Listen("tcp", cfg.Listen.HTTP)
+	if err != nil {
+		grpcLis.Close()
+		return nil, fmt.Errorf("http listener: %w", err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	a := &App{grpcLis: grpcLis, httpLis: httpLis, cancel: cancel, errs: make(chan error, 2), log: log}
+	a.discovery = &tokens.Discovery{}
+	a.discovery.Start(ctx, Issuers(cfg))
+	a.Source = tokens.NewSource(tokens.Options{
+		Discovery:     a.discovery,
+		ExpirySkew:    cfg.Cache.ExpirySkew,
+		RefreshBefore: cfg.Cache.RefreshBefore,
+		MaxEntries:    cfg.Cache.MaxEntries,
+		Timeout:       cfg.TokenRequest.Timeout,
+	})
+	a.Authz = authz.New(cfg, a.Source, log.With("component", "authz"))
+
+	a.grpc = grpc.NewServer()
+	authv3.RegisterAuthorizationServer(a.grpc, a.Authz)
+	a.health = health.NewServer()
+	healthpb.RegisterHealthServer(a.grpc, a.health)
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", a.ready)
+	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+
+	go func() { a.errs <- a.grpc.Serve(grpcLis) }()
+	go func() { a.errs <- a.http.Serve(httpLis) }()
+	log.Info("serving", "grpc", a.GRPCAddr(), "http", a.HTTPAddr(), "config", cfg.Path, "services", len(cfg.Routes.Services()))
+	return a, nil
+}
+
+// GRPCAddr is the address the ext_authz gRPC service listens on.
+func (a *App) GRPCAddr() string { return a.grpcLis.Addr().String() }
+
+// HTTPAddr is the address of the HTTP listener (health, readiness).
+func (a *App) HTTPAddr() string { return a.httpLis.Addr().String() }
+
+// ready answers 200 once every issuer's token endpoint is discovered.
+func (a *App) ready(w http.ResponseWriter, _ *http.Request) {
+	if !a.discovery.Ready() {
+		http.Error(w, "token endpoints not discovered yet", http.StatusServiceUnavailable)
+		return
+	}
+	fmt.Fprintln(w, "ready")
+}
+
+// Wait blocks until ctx ends or a listener fails, then shuts down gracefully.
+func (a *App) Wait(ctx context.Context) error {
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-a.errs:
+	}
+	a.Shutdown()
+	return err
+}
+
+// Shutdown stops accepting, lets in-flight checks finish (bounded by
+// ShutdownGrace) and stops background work.
+func (a *App) Shutdown() {
+	a.health.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	done := make(chan struct{})
+	go func() { a.grpc.GracefulStop(); close(done) }()
+	if err := a.http.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		a.log.Warn("http shutdown", "err", err)
+	}
+	select {
+	case <-done:
+	case <-ctx.Done():
+		a.grpc.Stop()
+	}
+	a.cancel()
+}
+
+// Issuers lists the issuers whose token endpoint must be discovered.
+func Issuers(cfg *config.Config) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, svc := range cfg.Routes.Services() {
+		all := []*scopes.Settings{&svc.Settings}
+		for _, ep := range svc.Endpoints {
+			all = append(all, &ep.Settings)
+		}
+		for _, s := range all {
+			iss := s.TokenEndpoint.Issuer
+			if s.Grant.NeedsToken() && s.TokenEndpoint.TokenURL == "" && iss != "" && !seen[iss] {
+				seen[iss] = true
+				out = append(out, iss)
+			}
+		}
+	}
+	return out
+}

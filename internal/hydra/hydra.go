@@ -1,0 +1,397 @@
+// Package hydra runs a real Ory Hydra (v2.3.0) for tests: in memory, on
+// loopback ports, issuing JWT access tokens, behind a reverse proxy that
+// counts token requests so tests can assert how often a token was fetched.
+//
+// The binary comes from scripts/tools.sh (.tools/bin/hydra) or from
+// $TOKENAUTHZ_HYDRA. Without it, Start skips the test, or fails it when
+// TOKENAUTHZ_E2E=1.
+package hydra
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+const (
+	readyTimeout = 30 * time.Second
+	stopTimeout  = 10 * time.Second
+	// startAttempts covers the small window in which another process can
+	// take a port between choosing it and Hydra binding it.
+	startAttempts = 3
+)
+
+// Hydra is a running Hydra with its counting proxy.
+type Hydra struct {
+	issuer        string // the proxy, with a trailing slash as Hydra reports it
+	public        string // Hydra's public port, bypassing the proxy
+	admin         string
+	http          *http.Client
+	tokenRequests atomic.Int64
+}
+
+// Client is an OAuth2 client for the client_credentials grant.
+type Client struct {
+	ID, Secret string
+	Scopes     []string
+	Audience   []string
+	// AuthMethod is "client_secret_basic" (the default when empty) or
+	// "client_secret_post".
+	AuthMethod string
+}
+
+// Introspection is the part of an RFC 7662 introspection response that
+// tests look at.
+type Introspection struct {
+	Active   bool     `json:"active"`
+	Sub      string   `json:"sub"`
+	ClientID string   `json:"client_id"`
+	Scope    string   `json:"scope"`
+	Aud      []string `json:"aud"`
+	Exp      int64    `json:"exp"`
+}
+
+// Start runs `hydra serve all --dev` for the test and stops it in
+// t.Cleanup. It returns once Hydra is ready and its signing keys exist, so
+// the first token request is as fast as later ones.
+func Start(t testing.TB) *Hydra {
+	t.Helper()
+	bin, err := binary()
+	if err != nil {
+		if os.Getenv("TOKENAUTHZ_E2E") == "1" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.Proxy = nil // everything is on loopback
+	h := &Hydra{http: &http.Client{Transport: transport, Timeout: 10 * time.Second}}
+	t.Cleanup(transport.CloseIdleConnections)
+
+	// The proxy starts first: its URL is Hydra's issuer. Its target is set
+	// once Hydra's public port is known.
+	var target atomic.Pointer[url.URL]
+	proxy := httptest.NewServer(h.count(&httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target.Load())
+			r.SetXForwarded()
+		},
+		Transport: transport,
+	}))
+	t.Cleanup(proxy.Close)
+	h.issuer = proxy.URL + "/"
+
+	for attempt := 1; ; attempt++ {
+		err := h.launch(t, bin, &target)
+		if err == nil {
+			return h
+		}
+		if !errors.Is(err, errExited) || attempt == startAttempts {
+			t.Fatalf("hydra: %v", err)
+		}
+		t.Logf("hydra: %v; retrying with other ports", err)
+	}
+}
+
+// Issuer is the issuer URL, that of the counting proxy, e.g.
+// "http://127.0.0.1:40123/". Discovery and the token endpoint work
+// through it.
+func (h *Hydra) Issuer() string { return h.issuer }
+
+// TokenRequests counts the POSTs to the token endpoint seen by the proxy.
+func (h *Hydra) TokenRequests() int { return int(h.tokenRequests.Load()) }
+
+// CreateClient registers c through the admin API.
+func (h *Hydra) CreateClient(t testing.TB, c Client) {
+	t.Helper()
+	method := c.AuthMethod
+	switch method {
+	case "":
+		method = "client_secret_basic"
+	case "client_secret_basic", "client_secret_post":
+	default:
+		t.Fatalf("hydra: client %q: unsupported auth method %q", c.ID, method)
+	}
+	if c.ID == "" || c.Secret == "" {
+		t.Fatalf("hydra: client needs an ID and a secret")
+	}
+	body, err := json.Marshal(map[string]any{
+		"client_id":                  c.ID,
+		"client_secret":              c.Secret,
+		"grant_types":                []string{"client_credentials"},
+		"token_endpoint_auth_method": method,
+		"scope":                      strings.Join(c.Scopes, " "),
+		"audience":                   nonNil(c.Audience),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.adminCall(t, http.MethodPost, "/admin/clients", "application/json",
+		bytes.NewReader(body), http.StatusCreated, nil)
+}
+
+// Introspect asks the admin API about token.
+func (h *Hydra) Introspect(t testing.TB, token string) Introspection {
+	t.Helper()
+	var in Introspection
+	form := url.Values{"token": {token}}.Encode()
+	h.adminCall(t, http.MethodPost, "/admin/oauth2/introspect",
+		"application/x-www-form-urlencoded", strings.NewReader(form), http.StatusOK, &in)
+	return in
+}
+
+var errExited = errors.New("exited")
+
+// launch starts Hydra on fresh ports and waits until it is ready. It
+// returns an error wrapping errExited when Hydra stopped by itself, the
+// usual sign of a port taken meanwhile.
+func (h *Hydra) launch(t testing.TB, bin string, target *atomic.Pointer[url.URL]) error {
+	t.Helper()
+	ports, err := freePorts(2)
+	if err != nil {
+		return err
+	}
+	h.public = "http://127.0.0.1:" + strconv.Itoa(ports[0])
+	h.admin = "http://127.0.0.1:" + strconv.Itoa(ports[1])
+	publicURL, err := url.Parse(h.public)
+	if err != nil {
+		return err
+	}
+	target.Store(publicURL)
+
+	logPath := filepath.Join(t.TempDir(), "hydra.log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin, "serve", "all", "--dev", "--sqa-opt-out")
+	cmd.Env = append(os.Environ(),
+		"DSN=memory",
+		"SECRETS_SYSTEM="+randomHex(t, 32),
+		"URLS_SELF_ISSUER="+h.issuer,
+		"STRATEGIES_ACCESS_TOKEN=jwt",
+		"SERVE_PUBLIC_HOST=127.0.0.1",
+		"SERVE_PUBLIC_PORT="+strconv.Itoa(ports[0]),
+		"SERVE_ADMIN_HOST=127.0.0.1",
+		"SERVE_ADMIN_PORT="+strconv.Itoa(ports[1]),
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("start %s: %w", bin, err)
+	}
+	done := make(chan struct{})
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(done) }()
+
+	stop := func() {
+		if err := killGroup(cmd.Process); err != nil {
+			t.Logf("hydra: kill: %v", err)
+		}
+		select {
+		case <-done:
+		case <-time.After(stopTimeout):
+			t.Errorf("hydra: pid %d still running %v after SIGKILL", cmd.Process.Pid, stopTimeout)
+		}
+		logFile.Close()
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	if err := h.waitReady(ctx, done); err != nil {
+		stop()
+		if errors.Is(err, errExited) {
+			err = fmt.Errorf("%w before it was ready: %v", err, waitErr)
+		}
+		t.Logf("hydra log, migrations left out:\n%s", readLog(logPath))
+		return err
+	}
+	t.Cleanup(func() {
+		stop()
+		if t.Failed() {
+			t.Logf("hydra log, migrations left out:\n%s", readLog(logPath))
+		}
+	})
+	return nil
+}
+
+// waitReady polls both health endpoints, then fetches the JWKS from the
+// public port directly: Hydra makes its RSA signing keys on first use,
+// which takes about a second, and this keeps that out of the tests' token
+// requests and out of the proxy's count.
+func (h *Hydra) waitReady(ctx context.Context, exited <-chan struct{}) error {
+	tick := time.NewTicker(25 * time.Millisecond)
+	defer tick.Stop()
+	for _, u := range []string{h.admin + "/health/ready", h.public + "/health/ready", h.public + "/.well-known/jwks.json"} {
+		for {
+			err := h.get(ctx, u)
+			if err == nil {
+				break
+			}
+			select {
+			case <-exited:
+				return errExited
+			case <-ctx.Done():
+				return fmt.Errorf("not ready after %v: %w", readyTimeout, err)
+			case <-tick.C:
+			}
+		}
+	}
+	return nil
+}
+
+func (h *Hydra) get(ctx context.Context, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := h.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("GET %s: %s", u, resp.Status)
+	}
+	return nil
+}
+
+// count wraps the proxy's handler to count token requests.
+func (h *Hydra) count(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPost && r.URL.Path == "/oauth2/token" {
+			h.tokenRequests.Add(1)
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// adminCall sends a request to the admin API, fails the test unless the
+// status is want, and decodes the JSON reply into out when out is not nil.
+func (h *Hydra) adminCall(t testing.TB, method, path, contentType string, body io.Reader, want int, out any) {
+	t.Helper()
+	req, err := http.NewRequest(method, h.admin+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Accept", "application/json")
+	resp, err := h.http.Do(req)
+	if err != nil {
+		t.Fatalf("hydra: %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("hydra: %s %s: read reply: %v", method, path, err)
+	}
+	if resp.StatusCode != want {
+		t.Fatalf("hydra: %s %s: %s: %s", method, path, resp.Status, data)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("hydra: %s %s: decode reply: %v", method, path, err)
+		}
+	}
+}
+
+// binary finds the Hydra binary: $TOKENAUTHZ_HYDRA, else .tools/bin/hydra
+// in the repository that holds the working directory.
+func binary() (string, error) {
+	if p := os.Getenv("TOKENAUTHZ_HYDRA"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			return "", fmt.Errorf("hydra: TOKENAUTHZ_HYDRA: %w (unset it and run scripts/tools.sh)", err)
+		}
+		return p, nil
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("hydra: no go.mod above the working directory; run scripts/tools.sh or set TOKENAUTHZ_HYDRA")
+		}
+		dir = parent
+	}
+	p := filepath.Join(dir, ".tools", "bin", "hydra")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("hydra: no binary at %s: run scripts/tools.sh", p)
+	}
+	return p, nil
+}
+
+// freePorts returns n distinct loopback ports that were free a moment ago.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close() // held until all are chosen, so they differ
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// readLog returns Hydra's log without the hundreds of migration lines.
+func readLog(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return err.Error()
+	}
+	defer f.Close()
+	var b strings.Builder
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if !strings.Contains(sc.Text(), "migration_file=") {
+			b.WriteString(sc.Text())
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+func randomHex(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

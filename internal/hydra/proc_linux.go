@@ -1,0 +1,22 @@
+package hydra
+
+import (
+	"os"
+	"syscall"
+)
+
+// sysProcAttr puts Hydra in its own process group, so that killGroup ends
+// it and anything it spawned, and has the kernel kill it if the test
+// binary dies first (a test timeout, say).
+func sysProcAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// killGroup kills the process group led by p; a group already gone is
+// not an error.
+func killGroup(p *os.Process) error {
+	if err := syscall.Kill(-p.Pid, syscall.SIGKILL); err != nil && err != syscall.ESRCH {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,341 @@
+package scopes
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"path"
+	"slices"
+	"strings"
+)
+
+// Matching errors; callers branch on them with errors.Is.
+var (
+	ErrUnknownService  = errors.New("unknown service")
+	ErrUnknownEndpoint = errors.New("unknown endpoint")
+	ErrNoMatch         = errors.New("no service matches")
+)
+
+// ServiceSpec describes one backend service as configured.
+type ServiceSpec struct {
+	Name       string
+	Hosts      []string // "host" matches any port, "host:port" only that port
+	PathPrefix string
+	Layer      Layer
+	Endpoints  []EndpointSpec
+}
+
+// EndpointSpec describes one endpoint of a service as configured.
+type EndpointSpec struct {
+	Name    string
+	Path    string // relative to the service's path prefix
+	Methods []string
+	Layer   Layer
+}
+
+// Service is a backend service with its settings resolved.
+type Service struct {
+	Name       string
+	Hosts      []string
+	PathPrefix string
+	Settings   Settings
+	Endpoints  []*Endpoint // longest path first
+}
+
+// Endpoint is one endpoint of a service with its settings resolved.
+type Endpoint struct {
+	Name     string
+	Path     string // full path: service prefix + endpoint path
+	Methods  []string
+	Settings Settings
+}
+
+// Request is what matching needs to know about an inbound request.
+type Request struct {
+	Service  string // explicit service name (Envoy context extension), optional
+	Endpoint string // explicit endpoint name, optional
+	Host     string // host or authority, port optional
+	Path     string // may carry a query string
+	Method   string
+}
+
+// Match is the outcome of matching: the service, the endpoint (nil when the
+// service's own settings apply) and the settings in effect.
+type Match struct {
+	Service  *Service
+	Endpoint *Endpoint
+}
+
+// Settings returns the settings in effect for the match.
+func (m Match) Settings() *Settings {
+	if m.Endpoint != nil {
+		return &m.Endpoint.Settings
+	}
+	return &m.Service.Settings
+}
+
+// EndpointName is the matched endpoint's name, or "" at service level.
+func (m Match) EndpointName() string {
+	if m.Endpoint == nil {
+		return ""
+	}
+	return m.Endpoint.Name
+}
+
+// Table matches requests to services and endpoints. Build it once with
+// NewTable; it is read-only afterwards and safe for concurrent use.
+type Table struct {
+	Root     Settings
+	byName   map[string]*Service
+	byHost   map[string][]*Service // "host:port" entries
+	anyPort  map[string][]*Service // "host" entries, any port
+	services []*Service
+}
+
+// NewTable resolves inheritance (root -> service -> endpoint) and indexes the
+// services for matching. It returns every conflict it finds, joined.
+func NewTable(root Layer, specs []ServiceSpec) (*Table, error) {
+	t := &Table{
+		Root:    Root(root),
+		byName:  map[string]*Service{},
+		byHost:  map[string][]*Service{},
+		anyPort: map[string][]*Service{},
+	}
+	var errs []error
+	claimed := map[string]string{} // host + "\x00" + prefix -> service name
+	for _, spec := range specs {
+		svc := &Service{
+			Name:       spec.Name,
+			Hosts:      spec.Hosts,
+			PathPrefix: cleanPrefix(spec.PathPrefix),
+			Settings:   t.Root.Inherit(spec.Layer),
+		}
+		for _, es := range spec.Endpoints {
+			svc.Endpoints = append(svc.Endpoints, &Endpoint{
+				Name:     es.Name,
+				Path:     joinPath(svc.PathPrefix, es.Path),
+				Methods:  upper(es.Methods),
+				Settings: svc.Settings.Inherit(es.Layer),
+			})
+		}
+		// Longest path first; on equal paths an endpoint limited to some
+		// methods goes before a catch-all one, or it could never match.
+		slices.SortStableFunc(svc.Endpoints, func(a, b *Endpoint) int {
+			return cmp.Or(len(b.Path)-len(a.Path), hasMethods(b)-hasMethods(a))
+		})
+		t.byName[svc.Name] = svc
+		t.services = append(t.services, svc)
+		for _, h := range spec.Hosts {
+			h = normHost(h)
+			key := h + "\x00" + svc.PathPrefix
+			if other, dup := claimed[key]; dup {
+				errs = append(errs, fmt.Errorf("services.%s.hosts: %q with path_prefix %q is already claimed by service %q", svc.Name, h, svc.PathPrefix, other))
+				continue
+			}
+			claimed[key] = svc.Name
+			if _, port := splitHostPort(h); port != "" {
+				t.byHost[h] = append(t.byHost[h], svc)
+			} else {
+				t.anyPort[h] = append(t.anyPort[h], svc)
+			}
+		}
+	}
+	return t, errors.Join(errs...)
+}
+
+// Services lists the services in configuration order.
+func (t *Table) Services() []*Service { return t.services }
+
+// Match selects the service and endpoint for r: by explicit name when given,
+// else by host and the longest path prefix; then the endpoint with the longest
+// path whose methods allow r.Method.
+func (t *Table) Match(r Request) (Match, error) {
+	p := cleanPath(r.Path)
+	var svc *Service
+	if r.Service != "" {
+		svc = t.byName[r.Service]
+		if svc == nil {
+			return Match{}, fmt.Errorf("%w %q", ErrUnknownService, r.Service)
+		}
+	} else {
+		svc = t.byRoute(r.Host, p)
+		if svc == nil {
+			return Match{}, fmt.Errorf("%w host %q path %q", ErrNoMatch, r.Host, p)
+		}
+	}
+	if r.Endpoint != "" {
+		for _, ep := range svc.Endpoints {
+			if ep.Name == r.Endpoint {
+				return Match{Service: svc, Endpoint: ep}, nil
+			}
+		}
+		return Match{}, fmt.Errorf("%w %q in service %q", ErrUnknownEndpoint, r.Endpoint, svc.Name)
+	}
+	for _, ep := range svc.Endpoints {
+		if underPrefix(p, ep.Path) && allows(ep.Methods, r.Method) {
+			return Match{Service: svc, Endpoint: ep}, nil
+		}
+	}
+	return Match{Service: svc}, nil
+}
+
+// byRoute picks, among services claiming the host (exact port first, then any
+// port), the one with the longest path prefix containing p.
+func (t *Table) byRoute(host, p string) *Service {
+	host = normHost(host)
+	name, _ := splitHostPort(host)
+	var best *Service
+	for _, list := range [2][]*Service{t.byHost[host], t.anyPort[name]} {
+		for _, svc := range list {
+			if underPrefix(p, svc.PathPrefix) && (best == nil || len(svc.PathPrefix) > len(best.PathPrefix)) {
+				best = svc
+			}
+		}
+	}
+	return best
+}
+
+// underPrefix reports whether p equals prefix or continues it at a segment
+// boundary ("/v1" holds "/v1" and "/v1/x", not "/v10").
+func underPrefix(p, prefix string) bool {
+	if prefix == "" {
+		return true
+	}
+	if !strings.HasPrefix(p, prefix) {
+		return false
+	}
+	return len(p) == len(prefix) || p[len(prefix)] == '/'
+}
+
+func allows(methods []string, m string) bool {
+	return len(methods) == 0 || slices.ContainsFunc(methods, func(x string) bool { return strings.EqualFold(x, m) })
+}
+
+// cleanPath drops the query and fragment, decodes percent-encoded unreserved
+// characters and resolves dot segments (RFC 3986 6.2.2), so
+// "/v1/orders/../admin" and "/v1/orders/%2e%2e/admin" cannot borrow the orders
+// endpoint's settings. Other percent-encoded bytes stay encoded: "%2F" is not
+// a segment boundary.
+func cleanPath(p string) string {
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		p = p[:i]
+	}
+	p = decodeUnreserved(p)
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	return path.Clean(p)
+}
+
+// cleanPrefix normalises a configured prefix: "", "/" and "/v1/" become "" , "" and "/v1".
+func cleanPrefix(p string) string {
+	p = cleanPath(p)
+	if p == "/" {
+		return ""
+	}
+	return p
+}
+
+// joinPath appends an endpoint path to a cleaned service prefix. The endpoint
+// path is resolved on its own first, so "/../admin" cannot climb out of the
+// prefix: an endpoint's path is always under its service's prefix.
+func joinPath(prefix, p string) string {
+	return cleanPrefix(prefix + cleanPath(p))
+}
+
+// decodeUnreserved decodes %XX escapes of unreserved characters (ALPHA, DIGIT,
+// "-", ".", "_", "~"), which RFC 3986 6.2.2.2 says are equivalent to the plain
+// character, and leaves every other escape as it is. It allocates only when
+// there is something to decode.
+func decodeUnreserved(p string) string {
+	i := strings.IndexByte(p, '%')
+	if i < 0 {
+		return p
+	}
+	var b []byte
+	for ; i < len(p); i++ {
+		if p[i] == '%' && i+2 < len(p) {
+			if c, ok := unhex(p[i+1], p[i+2]); ok && unreserved(c) {
+				if b == nil {
+					b = append(make([]byte, 0, len(p)), p[:i]...)
+				}
+				b = append(b, c)
+				i += 2
+				continue
+			}
+		}
+		if b != nil {
+			b = append(b, p[i])
+		}
+	}
+	if b == nil {
+		return p
+	}
+	return string(b)
+}
+
+func unhex(h, l byte) (byte, bool) {
+	hi, ok1 := hexVal(h)
+	lo, ok2 := hexVal(l)
+	return hi<<4 | lo, ok1 && ok2
+}
+
+func hexVal(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+func unreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '-' || c == '.' || c == '_' || c == '~'
+}
+
+// normHost lowercases a host or authority and brackets a bare IPv6 literal
+// ("::1" becomes "[::1]"), so configured and requested hosts compare equal.
+func normHost(h string) string {
+	h = strings.ToLower(h)
+	if strings.Count(h, ":") > 1 && !strings.HasPrefix(h, "[") {
+		h = "[" + h + "]"
+	}
+	return h
+}
+
+func hasMethods(e *Endpoint) int {
+	if len(e.Methods) > 0 {
+		return 1
+	}
+	return 0
+}
+
+// splitHostPort splits "host:port", "[v6]:port", "host" and "[v6]".
+func splitHostPort(h string) (host, port string) {
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return h, ""
+		}
+		if rest := h[end+1:]; strings.HasPrefix(rest, ":") {
+			return h[:end+1], rest[1:]
+		}
+		return h[:end+1], ""
+	}
+	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
+		return h[:i], h[i+1:]
+	}
+	return h, ""
+}
+
+func upper(ss []string) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = strings.ToUpper(s)
+	}
+	return out
+}

@@ -1,0 +1,272 @@
+package tokens
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client authentication methods (RFC 6749 section 2.3.1).
+const (
+	AuthBasic = "basic" // HTTP Basic with the form-encoded client id and secret; the default
+	AuthPost  = "post"  // client_id and client_secret in the request body
+)
+
+// DefaultMaxBody bounds a response body when Client.MaxBody or
+// Discovery.MaxBody is zero.
+const DefaultMaxBody = 1 << 20
+
+// maxExpiresIn caps expires_in so that expiry arithmetic cannot overflow.
+const maxExpiresIn = math.MaxInt32 // seconds, about 68 years
+
+// Client sends token requests to a token endpoint (RFC 6749 section 4.4,
+// RFC 8693). It does not cache; see Source. The zero value is ready to use.
+type Client struct {
+	// HTTP sends the requests; nil means http.DefaultClient, whose shared
+	// transport reuses connections. Bound each call with its context.
+	HTTP *http.Client
+	// MaxBody bounds how much of a response is read; 0 means DefaultMaxBody.
+	// A larger response is an ErrUnavailable failure.
+	MaxBody int64
+	// Now is the clock Token.Expiry is computed with; nil means time.Now.
+	Now func() time.Time
+}
+
+var _ Fetcher = (*Client)(nil)
+
+// Form returns the body parameters of the token request r describes, without
+// the client secret: grant_type, scope (space-separated), audience, resource,
+// the token exchange parameters and, with AuthPost, client_id. It includes
+// the subject token of an exchange: redact it before printing.
+func (r Request) Form() url.Values {
+	v := url.Values{"grant_type": {r.GrantType}}
+	if len(r.Scope) > 0 {
+		v.Set("scope", strings.Join(r.Scope, " "))
+	}
+	if r.Audience != "" {
+		v.Set("audience", r.Audience)
+	}
+	if r.Resource != "" {
+		v.Set("resource", r.Resource)
+	}
+	if r.GrantType == GrantTokenExchange {
+		v.Set("subject_token", r.SubjectToken)
+		v.Set("subject_token_type", r.SubjectTokenType)
+		if r.RequestedTokenType != "" {
+			v.Set("requested_token_type", r.RequestedTokenType)
+		}
+	}
+	if r.ClientAuth == AuthPost && r.ClientID != "" {
+		v.Set("client_id", r.ClientID)
+	}
+	return v
+}
+
+// Fetch requests one token from tokenURL. A failure is an *Error of one of
+// the three classes, except that a canceled ctx gives an error wrapping
+// context.Canceled.
+func (c *Client) Fetch(ctx context.Context, tokenURL string, r Request) (Token, error) {
+	form := r.Form()
+	basic := false
+	switch r.ClientAuth {
+	case "", AuthBasic:
+		basic = r.ClientID != ""
+	case AuthPost:
+		if r.ClientSecret != "" {
+			form.Set("client_secret", r.ClientSecret)
+		}
+	default:
+		return Token{}, &Error{Class: ErrClientRejected, Description: fmt.Sprintf("unknown client auth %q", r.ClientAuth)}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return Token{}, &Error{Class: ErrClientRejected, Description: "invalid token URL"}
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	if basic {
+		req.SetBasicAuth(url.QueryEscape(r.ClientID), url.QueryEscape(r.ClientSecret))
+	}
+	body, status, err := do(ctx, c.HTTP, req, c.MaxBody)
+	if err != nil {
+		return Token{}, err
+	}
+	if status != http.StatusOK {
+		return Token{}, statusError(status, body, r)
+	}
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	return parseToken(body, r, now())
+}
+
+// do sends req and reads at most maxBody bytes of the answer. Errors are
+// classified: transport failures and over-size bodies are ErrUnavailable, a
+// canceled ctx wraps context.Canceled.
+func do(ctx context.Context, hc *http.Client, req *http.Request, maxBody int64) ([]byte, int, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, 0, transportError(ctx, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
+	if err != nil {
+		return nil, resp.StatusCode, transportError(ctx, err)
+	}
+	if int64(len(body)) > maxBody {
+		return nil, resp.StatusCode, &Error{Class: ErrUnavailable, Status: resp.StatusCode,
+			Description: fmt.Sprintf("response larger than %d bytes", maxBody)}
+	}
+	return body, resp.StatusCode, nil
+}
+
+func transportError(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.Canceled) {
+		return fmt.Errorf("tokens: request canceled: %w", context.Canceled)
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return &Error{Class: ErrUnavailable, Description: "timeout"}
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		if ue.Timeout() {
+			return &Error{Class: ErrUnavailable, Description: "timeout"}
+		}
+		err = ue.Err // the URL is the caller's; keep the message short
+	}
+	return &Error{Class: ErrUnavailable, Description: err.Error()}
+}
+
+// oauthError is the error body of RFC 6749 section 5.2.
+type oauthError struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+}
+
+// statusError classifies a non-200 answer.
+func statusError(status int, body []byte, r Request) *Error {
+	e := &Error{Status: status}
+	var oe oauthError
+	if json.Unmarshal(body, &oe) == nil && oe.Error != "" {
+		e.Code = sanitize(oe.Error, r)
+		e.Description = sanitize(oe.Description, r)
+	}
+	switch {
+	case status >= 500, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
+		e.Class = ErrUnavailable
+	case status >= 400:
+		e.Class = codeClass(oe.Error, r.GrantType)
+	default:
+		e.Class = ErrUnavailable
+		e.Description = "unexpected status"
+	}
+	return e
+}
+
+// codeClass maps an OAuth2 error code of a 4xx answer to a failure class:
+// only invalid_grant on a token exchange blames the caller's subject token,
+// everything else blames our client configuration.
+func codeClass(code, grant string) error {
+	if code == "invalid_grant" && grant == GrantTokenExchange {
+		return ErrSubjectRejected
+	}
+	return ErrClientRejected
+}
+
+// tokenJSON is a successful answer (RFC 6749 section 5.1, RFC 8693 section 2.2.1).
+type tokenJSON struct {
+	AccessToken     string          `json:"access_token"`
+	TokenType       string          `json:"token_type"`
+	ExpiresIn       expiresIn       `json:"expires_in"`
+	Scope           json.RawMessage `json:"scope"`
+	IssuedTokenType string          `json:"issued_token_type"`
+	Error           string          `json:"error"`
+	Description     string          `json:"error_description"`
+}
+
+func parseToken(body []byte, r Request, now time.Time) (Token, error) {
+	var tj tokenJSON
+	if err := json.Unmarshal(body, &tj); err != nil {
+		desc := "response is not a JSON object"
+		if _, ok := errors.AsType[*expiresInError](err); ok {
+			desc = "invalid expires_in"
+		}
+		return Token{}, &Error{Class: ErrUnavailable, Status: http.StatusOK, Description: desc}
+	}
+	if tj.AccessToken == "" {
+		if tj.Error != "" { // some endpoints answer errors with 200
+			return Token{}, &Error{Class: codeClass(tj.Error, r.GrantType), Status: http.StatusOK,
+				Code: sanitize(tj.Error, r), Description: sanitize(tj.Description, r)}
+		}
+		return Token{}, &Error{Class: ErrUnavailable, Status: http.StatusOK, Description: "response has no access_token"}
+	}
+	if !strings.EqualFold(tj.TokenType, "bearer") &&
+		(r.GrantType != GrantTokenExchange || !strings.EqualFold(tj.TokenType, "N_A")) {
+		return Token{}, &Error{Class: ErrUnavailable, Status: http.StatusOK,
+			Description: fmt.Sprintf("unsupported token_type %q", sanitize(tj.TokenType, r))}
+	}
+	t := Token{AccessToken: tj.AccessToken, TokenType: tj.TokenType, Scope: scopeString(tj.Scope)}
+	if tj.ExpiresIn.set {
+		t.Expiry = now.Add(time.Duration(tj.ExpiresIn.secs) * time.Second)
+	}
+	return t, nil
+}
+
+// scopeString accepts scope as a string or, as some endpoints send it, an
+// array of strings; anything else is ignored.
+func scopeString(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var ss []string
+	if json.Unmarshal(raw, &ss) == nil {
+		return strings.Join(ss, " ")
+	}
+	return ""
+}
+
+// expiresIn is a lifetime in seconds sent as a JSON number or a numeric
+// string. Zero or negative values are kept as 0 (already expired).
+type expiresIn struct {
+	set  bool
+	secs int64
+}
+
+type expiresInError struct{}
+
+func (*expiresInError) Error() string { return "invalid expires_in" }
+
+func (e *expiresIn) UnmarshalJSON(b []byte) error {
+	s := string(b)
+	if s == "null" {
+		return nil
+	}
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = strings.TrimSpace(s[1 : len(s)-1])
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil && !errors.Is(err, strconv.ErrRange) || math.IsNaN(f) {
+		return &expiresInError{}
+	}
+	e.set = true
+	e.secs = int64(max(0, min(f, maxExpiresIn)))
+	return nil
+}

@@ -1,0 +1,163 @@
+package tokens
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+)
+
+// DefaultDiscoveryTimeout bounds one discovery attempt when
+// Discovery.Timeout is zero.
+const DefaultDiscoveryTimeout = 5 * time.Second
+
+// Discovery finds the token endpoint of an issuer from its metadata:
+// <issuer>/.well-known/openid-configuration (OpenID Connect Discovery 1.0),
+// else <issuer>/.well-known/oauth-authorization-server (RFC 8414). A found
+// endpoint is kept for the life of the Discovery. The zero value is ready to
+// use; it must not be copied after first use.
+type Discovery struct {
+	// HTTP sends the requests; nil means http.DefaultClient.
+	HTTP *http.Client
+	// MaxBody bounds how much of a metadata document is read; 0 means DefaultMaxBody.
+	MaxBody int64
+	// Timeout bounds one attempt (both documents); 0 means DefaultDiscoveryTimeout.
+	Timeout time.Duration
+
+	known   sync.Map // issuer without trailing slash -> token endpoint
+	group   singleflight.Group
+	mu      sync.Mutex
+	started map[string]bool // issuers given to Start
+}
+
+// Endpoint returns the token endpoint of issuer: the one already found, or
+// the result of one attempt now. Concurrent first calls for an issuer share
+// one attempt, which outlives a caller that gives up; each caller waits at
+// most until its ctx is done. Failures wrap ErrUnavailable.
+func (d *Discovery) Endpoint(ctx context.Context, issuer string) (string, error) {
+	issuer = strings.TrimRight(issuer, "/")
+	if u, ok := d.known.Load(issuer); ok {
+		return u.(string), nil
+	}
+	ch := d.group.DoChan(issuer, func() (any, error) {
+		return d.discover(context.WithoutCancel(ctx), issuer)
+	})
+	select {
+	case res := <-ch:
+		if res.Err != nil {
+			return "", res.Err
+		}
+		return res.Val.(string), nil
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.Canceled) {
+			return "", fmt.Errorf("tokens: discovery for %s canceled: %w", issuer, context.Canceled)
+		}
+		return "", &Error{Class: ErrUnavailable, Description: "discovery for " + issuer + ": timeout"}
+	}
+}
+
+// Start discovers issuers in the background, retrying each with backoff
+// (250ms doubling to 5s, jittered) until it is found or ctx is done.
+func (d *Discovery) Start(ctx context.Context, issuers []string) {
+	for _, iss := range issuers {
+		iss = strings.TrimRight(iss, "/")
+		d.mu.Lock()
+		if d.started == nil {
+			d.started = make(map[string]bool)
+		}
+		seen := d.started[iss]
+		d.started[iss] = true
+		d.mu.Unlock()
+		if !seen {
+			go d.retry(ctx, iss)
+		}
+	}
+}
+
+// Ready reports whether every issuer given to Start has been found.
+func (d *Discovery) Ready() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for iss := range d.started {
+		if _, ok := d.known.Load(iss); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (d *Discovery) retry(ctx context.Context, issuer string) {
+	for n := 1; ; n++ {
+		if _, err := d.Endpoint(ctx, issuer); err == nil {
+			return
+		}
+		t := time.NewTimer(backoff(n))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// discover makes one attempt and remembers a success.
+func (d *Discovery) discover(ctx context.Context, issuer string) (string, error) {
+	timeout := d.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDiscoveryTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var errs []string
+	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
+		u, err := d.fetch(ctx, issuer+path)
+		if err == nil {
+			d.known.Store(issuer, u)
+			return u, nil
+		}
+		errs = append(errs, err.Error())
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return "", &Error{Class: ErrUnavailable, Description: "discovery for " + issuer + ": " + strings.Join(errs, "; ")}
+}
+
+// fetch reads one metadata document and returns its token_endpoint.
+func (d *Discovery) fetch(ctx context.Context, docURL string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, docURL, nil)
+	if err != nil {
+		return "", errors.New("invalid issuer URL")
+	}
+	req.Header.Set("Accept", "application/json")
+	body, status, err := do(ctx, d.HTTP, req, d.MaxBody)
+	if err != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			return "", fmt.Errorf("%s: %s", docURL, e.Description)
+		}
+		return "", fmt.Errorf("%s: %w", docURL, err)
+	}
+	if status != http.StatusOK {
+		return "", fmt.Errorf("%s: HTTP %d", docURL, status)
+	}
+	var meta struct {
+		TokenEndpoint string `json:"token_endpoint"`
+	}
+	if json.Unmarshal(body, &meta) != nil {
+		return "", fmt.Errorf("%s: not a JSON object", docURL)
+	}
+	u, err := url.Parse(meta.TokenEndpoint)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return "", fmt.Errorf("%s: no usable token_endpoint", docURL)
+	}
+	return meta.TokenEndpoint, nil
+}

@@ -1,0 +1,67 @@
+package tokens
+
+import (
+	"strconv"
+	"strings"
+)
+
+// Error is a failed token or discovery request. It wraps exactly one of
+// ErrSubjectRejected, ErrClientRejected or ErrUnavailable (its Class), so
+// callers branch with errors.Is. Its text carries the HTTP status and the
+// OAuth2 error code and description, never a token or a client secret.
+type Error struct {
+	Class       error  // ErrSubjectRejected, ErrClientRejected or ErrUnavailable
+	Code        string // OAuth2 "error" (RFC 6749 section 5.2), if the endpoint sent one
+	Description string // OAuth2 "error_description" or what went wrong locally
+	Status      int    // HTTP status, 0 when no response was received
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	b.WriteString("tokens: ")
+	if e.Class != nil {
+		b.WriteString(e.Class.Error())
+	} else {
+		b.WriteString("token request failed")
+	}
+	if e.Status != 0 {
+		b.WriteString(": HTTP ")
+		b.WriteString(strconv.Itoa(e.Status))
+	}
+	if e.Code != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Code)
+	}
+	if e.Description != "" {
+		b.WriteString(": ")
+		b.WriteString(e.Description)
+	}
+	return b.String()
+}
+
+// Unwrap returns the failure class.
+func (e *Error) Unwrap() error { return e.Class }
+
+// maxTextLen bounds text taken from a response into an Error.
+const maxTextLen = 200
+
+// sanitize makes text sent by an endpoint safe to put in an Error: printable,
+// bounded, and with the request's own credentials redacted in case the
+// endpoint echoes them.
+func sanitize(s string, r Request) string {
+	for _, secret := range []string{r.ClientSecret, r.SubjectToken} {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "[redacted]")
+		}
+	}
+	s = strings.Map(func(c rune) rune {
+		if c < 0x20 || c == 0x7f {
+			return ' '
+		}
+		return c
+	}, s)
+	if len(s) > maxTextLen {
+		s = strings.ToValidUTF8(s[:maxTextLen], "") + "..."
+	}
+	return s
+}

@@ -1,0 +1,52 @@
+// Package tokens obtains OAuth2 access tokens for backends and caches them:
+// client credentials (RFC 6749 section 4.4) and token exchange (RFC 8693),
+// against a token endpoint given directly or found by OIDC discovery.
+package tokens
+
+import (
+	"errors"
+	"time"
+)
+
+// Grant types sent to the token endpoint.
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+)
+
+// Request is one token request, fully resolved: everything that makes the
+// token differ is here, so the cache key is derived from it alone.
+type Request struct {
+	Issuer             string // used for OIDC discovery when TokenURL is empty
+	TokenURL           string
+	ClientID           string
+	ClientSecret       string
+	ClientAuth         string // "basic" or "post"
+	GrantType          string // GrantClientCredentials or GrantTokenExchange
+	Scope              []string
+	Audience           string
+	Resource           string
+	SubjectToken       string // token exchange only
+	SubjectTokenType   string
+	RequestedTokenType string
+}
+
+// Token is an access token as the token endpoint issued it.
+type Token struct {
+	AccessToken string
+	TokenType   string
+	Scope       string
+	Expiry      time.Time // zero: the endpoint sent no expires_in
+}
+
+// Failure classes of a token request; an *Error wraps exactly one of them.
+var (
+	// ErrSubjectRejected: the IdP refused the caller's subject token (invalid_grant on an exchange).
+	ErrSubjectRejected = errors.New("subject token rejected")
+	// ErrClientRejected: the IdP refused our own client configuration
+	// (invalid_client, invalid_scope, unauthorized_client, ...).
+	ErrClientRejected = errors.New("client configuration rejected")
+	// ErrUnavailable: the token endpoint could not be reached or answered
+	// unusably (timeout, 5xx, 429, garbage, discovery not done yet).
+	ErrUnavailable = errors.New("token endpoint unavailable")
+)
