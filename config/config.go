@@ -5,10 +5,8 @@
 package config
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -97,12 +95,22 @@ func parse(name string, data []byte) (*Config, []error) {
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, []error{fmt.Errorf("%w: %v", ErrSyntax, err)}
 	}
-	errs := unknownKeys(&doc, reflect.TypeFor[rawFile](), "")
+	errs := checkTree(&doc, reflect.TypeFor[rawFile](), "")
 	var raw rawFile
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
-		errs = append(errs, fmt.Errorf("%w: %v", ErrInvalidValue, err))
-		return nil, errs
+	if len(doc.Content) > 0 {
+		// Type errors leave their field unset and decoding goes on, so the
+		// builder still reports the other problems. checkTree has already
+		// named each with its key; the decoder's own message is the fallback.
+		var te *yaml.TypeError
+		switch err := doc.Decode(&raw); {
+		case err == nil:
+		case errors.As(err, &te):
+			if len(errs) == 0 {
+				errs = append(errs, fmt.Errorf("%w: %v", ErrInvalidValue, err))
+			}
+		default:
+			return nil, append(errs, fmt.Errorf("%w: %v", ErrInvalidValue, err))
+		}
 	}
 	b := builder{dir: filepath.Dir(name)}
 	cfg := b.build(raw)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -8,44 +9,94 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// unknownKeys walks the YAML tree beside the Go type it will decode into and
-// reports every mapping key the type has no field for, with its full key path
-// and line. Decoders stop at the first problem; users want them all at once.
-func unknownKeys(n *yaml.Node, t reflect.Type, path string) []error {
+// checkTree walks the YAML tree beside the Go type it will decode into and
+// reports, each with its full key path and line, every mapping key the type
+// has no field for, every key repeated in one mapping and every value the type
+// cannot hold. The decoder stops at its first hard error and names no key
+// paths; users want every problem at once, each pointing at its key.
+func checkTree(n *yaml.Node, t reflect.Type, path string) []error {
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
 			return nil
 		}
 		n = n.Content[0]
 	}
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias // recursion follows t, which is finite, so cycles end at a leaf
+	}
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}
-	if reflect.PointerTo(t).Implements(reflect.TypeFor[yaml.Unmarshaler]()) && n.Kind != yaml.MappingNode {
-		return nil // a custom scalar or short form
-	}
-	if n.Kind != yaml.MappingNode {
-		return nil // type mismatches are the decoder's to report
+	if n.Kind != yaml.MappingNode || (t.Kind() != reflect.Struct && t.Kind() != reflect.Map) {
+		return checkValue(n, t, path)
 	}
 	var errs []error
-	switch t.Kind() {
-	case reflect.Map:
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			errs = append(errs, unknownKeys(n.Content[i+1], t.Elem(), join(path, n.Content[i].Value))...)
+	var fields map[string]reflect.Type
+	if t.Kind() == reflect.Struct {
+		fields = yamlFields(t)
+	}
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.ShortTag() == "!!merge" { // "<<: *base" or "<<: [*a, *b]"
+			merged := []*yaml.Node{v}
+			if v.Kind == yaml.SequenceNode {
+				merged = v.Content
+			}
+			for _, m := range merged {
+				errs = append(errs, checkTree(m, t, path)...)
+			}
+			continue
 		}
-	case reflect.Struct:
-		fields := yamlFields(t)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i]
-			ft, ok := fields[k.Value]
-			if !ok {
-				errs = append(errs, problem(join(path, k.Value), k.Line, ErrUnknownKey, "unknown key"))
+		key := join(path, k.Value)
+		if first, dup := seen[k.Value]; dup {
+			errs = append(errs, problem(key, k.Line, ErrSyntax, "repeats the key set at line %d", first))
+			continue
+		}
+		seen[k.Value] = k.Line
+		ft := t.Elem()
+		if fields != nil {
+			var ok bool
+			if ft, ok = fields[k.Value]; !ok {
+				errs = append(errs, problem(key, k.Line, ErrUnknownKey, "unknown key"))
 				continue
 			}
-			errs = append(errs, unknownKeys(n.Content[i+1], ft, join(path, k.Value))...)
 		}
+		errs = append(errs, checkTree(v, ft, key)...)
 	}
 	return errs
+}
+
+// checkValue decodes one value into a fresh t and reports why it cannot.
+func checkValue(n *yaml.Node, t reflect.Type, path string) []error {
+	err := n.Decode(reflect.New(t).Interface())
+	if err == nil {
+		return nil
+	}
+	key := path
+	if key == "" {
+		key = "(top level)"
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return []error{problem(key, n.Line, ErrInvalidValue, "%v", err)}
+	}
+	errs := make([]error, 0, len(te.Errors))
+	for _, msg := range te.Errors {
+		errs = append(errs, problem(key, n.Line, ErrInvalidValue, "%s", stripLine(msg)))
+	}
+	return errs
+}
+
+// stripLine drops the decoder's "line N: " prefix; keyError prints the line.
+func stripLine(msg string) string {
+	var line int
+	if _, err := fmt.Sscanf(msg, "line %d:", &line); err == nil {
+		if _, rest, ok := strings.Cut(msg, ": "); ok {
+			return rest
+		}
+	}
+	return msg
 }
 
 // yamlFields maps yaml key names to field types, flattening ",inline" fields.

@@ -76,10 +76,12 @@ func (e *rawEndpoint) UnmarshalYAML(n *yaml.Node) error {
 // duration is a time.Duration written as "30s", "1m30s".
 type duration time.Duration
 
+// Errors are *yaml.TypeError so the decoder reports them and keeps going
+// (any other error aborts the whole decode).
 func (d *duration) UnmarshalYAML(n *yaml.Node) error {
 	v, err := time.ParseDuration(n.Value)
 	if err != nil || n.Kind != yaml.ScalarNode {
-		return fmt.Errorf("line %d: %q is not a duration (like 30s or 1m)", n.Line, n.Value)
+		return typeError(n, "%q is not a duration (like 30s or 1m)", n.Value)
 	}
 	*d = duration(v)
 	return nil
@@ -105,5 +107,11 @@ func (w *wordList) UnmarshalYAML(n *yaml.Node) error {
 		*w = append(wordList{}, list...)
 		return nil
 	}
-	return fmt.Errorf("line %d: want a list or a space-separated string", n.Line)
+	return typeError(n, "want a list or a space-separated string")
+}
+
+// typeError is a decoding problem the yaml decoder collects instead of
+// stopping at, written like its own ("line N: ...").
+func typeError(n *yaml.Node, format string, args ...any) error {
+	return &yaml.TypeError{Errors: []string{fmt.Sprintf("line %d: ", n.Line) + fmt.Sprintf(format, args...)}}
 }

@@ -16,6 +16,12 @@ type authKey struct {
 
 func str(v string) any { return v }
 
+func secretValue(level string) Secret { return Secret{Value: level, Key: level + ".client_secret"} }
+
+func secretFile(level string) Secret {
+	return Secret{Value: level, File: "/run/" + level, Key: level + ".client_secret_file"}
+}
+
 var authKeys = []authKey{
 	{"issuer", func(l *Layer, v string) { l.TokenEndpoint = &TokenEndpoint{Issuer: v} },
 		func(s Settings) any { return s.TokenEndpoint }, func(v string) any { return TokenEndpoint{Issuer: v} }},
@@ -23,10 +29,10 @@ var authKeys = []authKey{
 		func(s Settings) any { return s.TokenEndpoint }, func(v string) any { return TokenEndpoint{TokenURL: v} }},
 	{"client_id", func(l *Layer, v string) { l.ClientID = &v },
 		func(s Settings) any { return s.ClientID }, str},
-	{"client_secret", func(l *Layer, v string) { l.Secret = &Secret{Value: v, Key: v + ".client_secret"} },
-		func(s Settings) any { return s.Secret }, func(v string) any { return Secret{Value: v, Key: v + ".client_secret"} }},
-	{"client_secret_file", func(l *Layer, v string) { l.Secret = &Secret{Value: v, File: "/run/" + v, Key: v + ".client_secret_file"} },
-		func(s Settings) any { return s.Secret }, func(v string) any { return Secret{Value: v, File: "/run/" + v, Key: v + ".client_secret_file"} }},
+	{"client_secret", func(l *Layer, v string) { l.Secret = new(secretValue(v)) },
+		func(s Settings) any { return s.Secret }, func(v string) any { return secretValue(v) }},
+	{"client_secret_file", func(l *Layer, v string) { l.Secret = new(secretFile(v)) },
+		func(s Settings) any { return s.Secret }, func(v string) any { return secretFile(v) }},
 	{"client_auth", func(l *Layer, v string) { ca := ClientAuth(v); l.ClientAuth = &ca },
 		func(s Settings) any { return s.ClientAuth }, func(v string) any { return ClientAuth(v) }},
 	{"grant_type", func(l *Layer, v string) { g := Grant(v); l.Grant = &g },

@@ -7,6 +7,7 @@ import (
 	"path"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Matching errors; callers branch on them with errors.Is.
@@ -182,10 +183,13 @@ func (t *Table) Match(r Request) (Match, error) {
 // byRoute picks, among services claiming the host (exact port first, then any
 // port), the one with the longest path prefix containing p.
 func (t *Table) byRoute(host, p string) *Service {
-	host = normHost(host)
-	name, _ := splitHostPort(host)
+	// Normalise into a stack buffer: map lookups keyed by string(bytes) do
+	// not allocate, so mixed-case hosts cost no garbage.
+	var buf [128]byte
+	h := appendHost(buf[:0], host)
+	nameEnd, _ := hostPortIndex(h)
 	var best *Service
-	for _, list := range [2][]*Service{t.byHost[host], t.anyPort[name]} {
+	for _, list := range [2][]*Service{t.byHost[string(h)], t.anyPort[string(h[:nameEnd])]} {
 		for _, svc := range list {
 			if underPrefix(p, svc.PathPrefix) && (best == nil || len(svc.PathPrefix) > len(best.PathPrefix)) {
 				best = svc
@@ -300,11 +304,29 @@ func unreserved(c byte) bool {
 // normHost lowercases a host or authority and brackets a bare IPv6 literal
 // ("::1" becomes "[::1]"), so configured and requested hosts compare equal.
 func normHost(h string) string {
-	h = strings.ToLower(h)
-	if strings.Count(h, ":") > 1 && !strings.HasPrefix(h, "[") {
-		h = "[" + h + "]"
+	return string(appendHost(nil, h))
+}
+
+// appendHost appends normHost(h) to dst.
+func appendHost(dst []byte, h string) []byte {
+	if strings.IndexFunc(h, func(r rune) bool { return r >= utf8.RuneSelf }) >= 0 {
+		h = strings.ToLower(h) // rare: not a valid host, but compare as before
 	}
-	return h
+	bare6 := len(h) > 0 && h[0] != '[' && strings.Count(h, ":") > 1
+	if bare6 {
+		dst = append(dst, '[')
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		dst = append(dst, c)
+	}
+	if bare6 {
+		dst = append(dst, ']')
+	}
+	return dst
 }
 
 func hasMethods(e *Endpoint) int {
@@ -316,20 +338,40 @@ func hasMethods(e *Endpoint) int {
 
 // splitHostPort splits "host:port", "[v6]:port", "host" and "[v6]".
 func splitHostPort(h string) (host, port string) {
-	if strings.HasPrefix(h, "[") {
-		end := strings.IndexByte(h, ']')
-		if end < 0 {
-			return h, ""
-		}
-		if rest := h[end+1:]; strings.HasPrefix(rest, ":") {
-			return h[:end+1], rest[1:]
-		}
-		return h[:end+1], ""
+	nameEnd, portStart := hostPortIndex(h)
+	if portStart < 0 {
+		return h[:nameEnd], ""
 	}
-	if i := strings.LastIndexByte(h, ':'); i >= 0 && strings.IndexByte(h, ':') == i {
-		return h[:i], h[i+1:]
+	return h[:nameEnd], h[portStart:]
+}
+
+// hostPortIndex finds where the name ends and the port starts (-1: no port)
+// in "host:port", "[v6]:port", "host", "[v6]" or a bare IPv6 literal.
+func hostPortIndex[S ~string | ~[]byte](h S) (nameEnd, portStart int) {
+	if len(h) > 0 && h[0] == '[' {
+		for i := 1; i < len(h); i++ {
+			if h[i] == ']' {
+				if i+1 < len(h) && h[i+1] == ':' {
+					return i + 1, i + 2
+				}
+				return i + 1, -1
+			}
+		}
+		return len(h), -1
 	}
-	return h, ""
+	colon := -1
+	for i := 0; i < len(h); i++ {
+		if h[i] == ':' {
+			if colon >= 0 {
+				return len(h), -1 // several colons: a bare IPv6 literal
+			}
+			colon = i
+		}
+	}
+	if colon < 0 {
+		return len(h), -1
+	}
+	return colon, colon + 1
 }
 
 func upper(ss []string) []string {
