@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -18,8 +19,16 @@ var testNow = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
 type endpoint struct {
 	status int
 	body   string
+
+	mu     sync.Mutex
 	form   url.Values
 	header http.Header
+}
+
+func (ep *endpoint) last() (url.Values, http.Header) {
+	ep.mu.Lock()
+	defer ep.mu.Unlock()
+	return ep.form, ep.header
 }
 
 func newEndpoint(t *testing.T, status int, body string) (*endpoint, *httptest.Server) {
@@ -29,7 +38,9 @@ func newEndpoint(t *testing.T, status int, body string) (*endpoint, *httptest.Se
 		if err := r.ParseForm(); err != nil {
 			t.Errorf("parse form: %v", err)
 		}
+		ep.mu.Lock()
 		ep.form, ep.header = r.PostForm, r.Header.Clone()
+		ep.mu.Unlock()
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(ep.status)
 		io.WriteString(w, ep.body)
@@ -94,13 +105,14 @@ func TestFetchForm(t *testing.T) {
 			if _, err := (&Client{}).Fetch(context.Background(), srv.URL, tt.req()); err != nil {
 				t.Fatalf("Fetch: %v", err)
 			}
-			if got, want := ep.form.Encode(), tt.wantForm.Encode(); got != want {
+			form, header := ep.last()
+			if got, want := form.Encode(), tt.wantForm.Encode(); got != want {
 				t.Errorf("form = %s, want %s", got, want)
 			}
-			if got := ep.header.Get("Content-Type"); got != "application/x-www-form-urlencoded" {
+			if got := header.Get("Content-Type"); got != "application/x-www-form-urlencoded" {
 				t.Errorf("Content-Type = %q", got)
 			}
-			auth := ep.header.Get("Authorization")
+			auth := header.Get("Authorization")
 			if tt.wantBasic == [2]string{} {
 				if auth != "" {
 					t.Errorf("Authorization = %q, want none", auth)

@@ -40,13 +40,20 @@ type Discovery struct {
 // Endpoint returns the token endpoint of issuer: the one already found, or
 // the result of one attempt now. Concurrent first calls for an issuer share
 // one attempt, which outlives a caller that gives up; each caller waits at
-// most until its ctx is done. Failures wrap ErrUnavailable.
+// most until its ctx is done. Failures wrap ErrUnavailable, except an
+// empty issuer: ErrClientRejected.
 func (d *Discovery) Endpoint(ctx context.Context, issuer string) (string, error) {
 	issuer = strings.TrimRight(issuer, "/")
 	if u, ok := d.known.Load(issuer); ok {
 		return u.(string), nil
 	}
+	if issuer == "" {
+		return "", &Error{Class: ErrClientRejected, Description: "no token URL and no issuer"}
+	}
 	ch := d.group.DoChan(issuer, func() (any, error) {
+		if u, ok := d.known.Load(issuer); ok { // found by an attempt that just ended
+			return u, nil
+		}
 		return d.discover(context.WithoutCancel(ctx), issuer)
 	})
 	select {

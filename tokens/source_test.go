@@ -2,7 +2,6 @@ package tokens
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -130,200 +129,6 @@ func TestSourceCallerGivingUpDoesNotCancelFetch(t *testing.T) {
 	}
 }
 
-func TestSourceExpiry(t *testing.T) {
-	tests := []struct {
-		name      string
-		ttl       time.Duration // token lifetime sent by the endpoint; 0: none
-		advance   time.Duration
-		wantFetch int64 // fetches after the second call
-	}{
-		{"fresh-is-cached", 10 * time.Minute, 9*time.Minute + 29*time.Second, 1},
-		{"skew-ends-life-early", 10 * time.Minute, 9*time.Minute + 30*time.Second, 2},
-		{"short-lived-not-cached", 20 * time.Second, 0, 2},
-		{"no-expiry-cached-default-ttl", 0, 59 * time.Second, 1},
-		{"no-expiry-gone-after-default-ttl", 0, 60 * time.Second, 2},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := &fetcher{clk: newClock(), ttl: tt.ttl}
-			s := newTestSource(f, Options{RefreshBefore: -1})
-			mustToken(t, s, ccRequest())
-			f.clk.Add(tt.advance)
-			mustToken(t, s, ccRequest())
-			if n := f.calls.Load(); n != tt.wantFetch {
-				t.Errorf("fetches = %d, want %d", n, tt.wantFetch)
-			}
-		})
-	}
-}
-
-func jwtWithExp(exp time.Time) string {
-	payload := base64.RawURLEncoding.EncodeToString(fmt.Appendf(nil, `{"sub":"alice","exp":%d}`, exp.Unix()))
-	return "eyJhbGciOiJub25lIn0." + payload + ".sig"
-}
-
-func TestSourceSubjectExpiryCapsEntry(t *testing.T) {
-	tests := []struct {
-		name      string
-		subject   string
-		advance   time.Duration
-		wantFetch int64
-	}{
-		{"before-subject-exp", jwtWithExp(testNow.Add(2 * time.Minute)), 119 * time.Second, 1},
-		{"at-subject-exp", jwtWithExp(testNow.Add(2 * time.Minute)), 2 * time.Minute, 2},
-		{"subject-outlives-token", jwtWithExp(testNow.Add(24 * time.Hour)), 29 * time.Minute, 1},
-		{"opaque-subject", "opaque-subject-token", 29 * time.Minute, 1},
-		{"garbage-payload", "a.!!!.c", 29 * time.Minute, 1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := &fetcher{clk: newClock(), ttl: 30*time.Minute + 30*time.Second}
-			s := newTestSource(f, Options{RefreshBefore: -1})
-			r := exchangeRequest()
-			r.SubjectToken = tt.subject
-			mustToken(t, s, r)
-			f.clk.Add(tt.advance)
-			mustToken(t, s, r)
-			if n := f.calls.Load(); n != tt.wantFetch {
-				t.Errorf("fetches = %d, want %d", n, tt.wantFetch)
-			}
-		})
-	}
-}
-
-func TestSourceRefreshAhead(t *testing.T) {
-	f := &fetcher{clk: newClock(), ttl: 10*time.Minute + 30*time.Second} // cached 10m
-	s := newTestSource(f, Options{})
-	mustToken(t, s, ccRequest())
-	f.clk.Add(8*time.Minute + 59*time.Second)
-	if got := mustToken(t, s, ccRequest()); got != "token-1" || s.Stats().Refreshes != 0 {
-		t.Fatalf("before refresh window: %q, %d refreshes", got, s.Stats().Refreshes)
-	}
-
-	f.gate = make(chan struct{})
-	f.clk.Add(time.Second) // 60s of cached life left
-	for range 50 {
-		if got := mustToken(t, s, ccRequest()); got != "token-1" {
-			t.Fatalf("while refreshing got %q, want the old token", got)
-		}
-	}
-	close(f.gate)
-	waitFor(t, func() bool { return mustToken(t, s, ccRequest()) == "token-2" })
-	if n, r := f.calls.Load(), s.Stats().Refreshes; n != 2 || r != 1 {
-		t.Errorf("fetches = %d, refreshes = %d, want 2 and 1", n, r)
-	}
-}
-
-func TestSourceRefreshNotBeforeHalfLife(t *testing.T) {
-	f := &fetcher{clk: newClock(), ttl: 90 * time.Second} // cached 60s, RefreshBefore 60s
-	s := newTestSource(f, Options{})
-	mustToken(t, s, ccRequest())
-	f.clk.Add(29 * time.Second)
-	mustToken(t, s, ccRequest())
-	if r := s.Stats().Refreshes; r != 0 {
-		t.Errorf("refreshes before half life = %d", r)
-	}
-	f.clk.Add(time.Second)
-	mustToken(t, s, ccRequest())
-	if r := s.Stats().Refreshes; r != 1 {
-		t.Errorf("refreshes at half life = %d, want 1", r)
-	}
-}
-
-func TestSourceRefreshFailureKeepsToken(t *testing.T) {
-	f := &fetcher{clk: newClock(), ttl: 10*time.Minute + 30*time.Second}
-	s := newTestSource(f, Options{})
-	mustToken(t, s, ccRequest())
-	f.setErr(&Error{Class: ErrUnavailable})
-	f.clk.Add(9 * time.Minute)
-	mustToken(t, s, ccRequest())
-	waitFor(t, func() bool { return f.calls.Load() == 2 && !s.lookup(Key(ccRequest())).refreshing.Load() })
-	for range 10 { // within the refresh backoff: served, not retried
-		if got := mustToken(t, s, ccRequest()); got != "token-1" {
-			t.Fatalf("got %q, want the old token", got)
-		}
-	}
-	if n := f.calls.Load(); n != 2 {
-		t.Errorf("fetches = %d, want 2", n)
-	}
-}
-
-func TestSourceBackoff(t *testing.T) {
-	tests := []struct {
-		name  string
-		class error
-	}{
-		{"unavailable", ErrUnavailable},
-		{"client-rejected", ErrClientRejected},
-		{"subject-rejected", ErrSubjectRejected},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			f := &fetcher{clk: newClock(), ttl: time.Hour}
-			f.setErr(&Error{Class: tt.class, Code: "x"})
-			s := newTestSource(f, Options{})
-			for range 20 {
-				if _, err := s.Token(context.Background(), exchangeRequest()); !errors.Is(err, tt.class) {
-					t.Fatalf("err = %v, want %v", err, tt.class)
-				}
-			}
-			if n := f.calls.Load(); n != 1 {
-				t.Fatalf("fetches while backing off = %d, want 1", n)
-			}
-			f.clk.Add(backoffBase) // window ended: ask again, fail, wait longer
-			s.Token(context.Background(), exchangeRequest())
-			f.clk.Add(backoffBase / 2)
-			s.Token(context.Background(), exchangeRequest())
-			if n := f.calls.Load(); n != 2 {
-				t.Fatalf("fetches after second failure = %d, want 2", n)
-			}
-			f.setErr(nil)
-			f.clk.Add(backoffCap)
-			if got := mustToken(t, s, exchangeRequest()); got != "token-3" {
-				t.Errorf("after the window got %q, want token-3", got)
-			}
-			if got := mustToken(t, s, exchangeRequest()); got != "token-3" {
-				t.Errorf("after recovery got %q, want the cached token-3", got)
-			}
-		})
-	}
-}
-
-func TestSourceMaxEntries(t *testing.T) {
-	f := &fetcher{clk: newClock(), ttl: time.Hour}
-	s := newTestSource(f, Options{MaxEntries: 32, RefreshBefore: -1})
-	request := func(i int) Request {
-		r := ccRequest()
-		r.Audience = fmt.Sprint("api-", i)
-		return r
-	}
-	for i := range 32 {
-		mustToken(t, s, request(i))
-		f.clk.Add(time.Second) // later entries expire later
-	}
-	if st := s.Stats(); st.Entries != 32 || st.Evictions != 0 {
-		t.Fatalf("full cache: %+v", st)
-	}
-	mustToken(t, s, request(32))
-	if st := s.Stats(); st.Entries != 31 || st.Evictions != 2 {
-		t.Errorf("after one more: entries %d evictions %d, want 31 and 2", st.Entries, st.Evictions)
-	}
-	before := f.calls.Load()
-	mustToken(t, s, request(2))  // kept
-	mustToken(t, s, request(32)) // kept
-	mustToken(t, s, request(0))  // evicted: expires soonest
-	if n := f.calls.Load() - before; n != 1 {
-		t.Errorf("fetches = %d, want 1 (only the evicted entry)", n)
-	}
-
-	f.clk.Add(2 * time.Hour) // all expired: dropped without evicting live ones
-	mustToken(t, s, request(100))
-	mustToken(t, s, request(101))
-	if st := s.Stats(); st.Evictions != 2 || st.Entries != 2 {
-		t.Errorf("after expiry: %+v, want 2 entries and no new evictions", st)
-	}
-}
-
 func TestSourceStatsAndObserver(t *testing.T) {
 	f := &fetcher{clk: newClock(), ttl: time.Hour}
 	obs := &observer{}
@@ -407,5 +212,33 @@ func BenchmarkSourceHit(b *testing.B) {
 				b.Fatalf("fetches = %d", f.calls.Load())
 			}
 		})
+	}
+}
+
+func TestSourceWithClient(t *testing.T) {
+	ep, srv := newEndpoint(t, 200, `{"access_token":"at","token_type":"Bearer","expires_in":"120"}`)
+	var requests atomic.Int64
+	clk := newClock()
+	s := NewSource(Options{Now: clk.Now, Fetcher: fetcherFunc(func(ctx context.Context, u string, r Request) (Token, error) {
+		requests.Add(1)
+		return (&Client{Now: clk.Now}).Fetch(ctx, u, r)
+	})})
+	r := ccRequest()
+	r.TokenURL = srv.URL
+	var wg sync.WaitGroup
+	for range 100 {
+		wg.Go(func() { mustToken(t, s, r) })
+	}
+	wg.Wait()
+	if n := requests.Load(); n != 1 {
+		t.Errorf("requests = %d, want 1", n)
+	}
+	if form, _ := ep.last(); form.Get("grant_type") != GrantClientCredentials {
+		t.Errorf("form = %v", form)
+	}
+	clk.Add(90 * time.Second) // 120s - 30s skew
+	mustToken(t, s, r)
+	if n := requests.Load(); n != 2 {
+		t.Errorf("requests after expiry = %d, want 2", n)
 	}
 }

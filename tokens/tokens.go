@@ -1,6 +1,9 @@
 // Package tokens obtains OAuth2 access tokens for backends and caches them:
 // client credentials (RFC 6749 section 4.4) and token exchange (RFC 8693),
 // against a token endpoint given directly or found by OIDC discovery.
+//
+// Client sends one request; Source puts a cache in front of it, keyed by
+// Key, with single-flight fetches, refresh-ahead and failure backoff.
 package tokens
 
 import (
@@ -36,7 +39,7 @@ type Token struct {
 	AccessToken string
 	TokenType   string
 	Scope       string
-	Expiry      time.Time // zero: the endpoint sent no expires_in
+	Expiry      time.Time // zero: the endpoint sent no expires_in; the fetch time if it sent <= 0
 }
 
 // Failure classes of a token request; an *Error wraps exactly one of them.

@@ -65,6 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 2
 	}
+	slog.SetDefault(log) // libraries that log through slog's default (the demo IdP) use ours
 
 	switch cmd {
 	case "version":
