@@ -46,20 +46,21 @@ func PlanFor(cfg *config.Config, in Input) (Plan, error) {
 	p := Plan{Match: m, Settings: s, Grant: s.Grant.Effective(subject != "")}
 	switch p.Grant {
 	case scopes.GrantClientCredentials:
-		p.Request = tokenRequest(s, tokens.GrantClientCredentials)
+		p.Request = tokenRequest(m.Service.Name, s, tokens.GrantClientCredentials)
 	case scopes.GrantTokenExchange:
 		if subject == "" {
 			return p, fmt.Errorf("%w: service %q needs the caller's bearer token for token exchange", errMissingSubject, m.Service.Name)
 		}
-		p.Request = tokenRequest(s, tokens.GrantTokenExchange)
+		p.Request = tokenRequest(m.Service.Name, s, tokens.GrantTokenExchange)
 		p.Request.SubjectToken = subject
 		p.Request.SubjectTokenType = s.SubjectTokenType
 	}
 	return p, nil
 }
 
-func tokenRequest(s *scopes.Settings, grant string) tokens.Request {
+func tokenRequest(service string, s *scopes.Settings, grant string) tokens.Request {
 	return tokens.Request{
+		Service:            service,
 		Issuer:             s.TokenEndpoint.Issuer,
 		TokenURL:           s.TokenEndpoint.TokenURL,
 		ClientID:           s.ClientID,

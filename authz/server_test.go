@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"testing"
 
@@ -58,7 +56,7 @@ func newServer(t *testing.T, yaml string, src TokenSource) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return New(cfg, src, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	return New(cfg, src, Options{})
 }
 
 func checkReq(method, host, path string, headers map[string]string, ext map[string]string) *authv3.CheckRequest {

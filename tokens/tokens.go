@@ -20,6 +20,7 @@ const (
 // Request is one token request, fully resolved: everything that makes the
 // token differ is here, so the cache key is derived from it alone.
 type Request struct {
+	Service            string // the configured service asking: a metrics label, not part of the key
 	Issuer             string // used for OIDC discovery when TokenURL is empty
 	TokenURL           string
 	ClientID           string

@@ -103,6 +103,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		if err != nil {
 			return exit(stderr, err)
 		}
+		if err := a.WatchConfig(*configPath); err != nil {
+			log.Warn("config file not watched; SIGHUP still reloads", "err", err)
+		}
 		return exit(stderr, a.Wait(ctx))
 	}
 	fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)

@@ -15,9 +15,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 
 	"github.com/tokenauthz/tokenauthz/authz"
 	"github.com/tokenauthz/tokenauthz/config"
+	"github.com/tokenauthz/tokenauthz/internal/metrics"
 	"github.com/tokenauthz/tokenauthz/scopes"
 	"github.com/tokenauthz/tokenauthz/tokens"
 )
@@ -35,6 +37,8 @@ type App struct {
 	grpcLis   net.Listener
 	httpLis   net.Listener
 	health    *health.Server
+	metrics   *metrics.Metrics
+	ctx       context.Context
 	cancel    context.CancelFunc
 	errs      chan error
 	log       *slog.Logger
@@ -54,27 +58,33 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	a := &App{grpcLis: grpcLis, httpLis: httpLis, cancel: cancel, errs: make(chan error, 2), log: log}
+	a := &App{grpcLis: grpcLis, httpLis: httpLis, ctx: ctx, cancel: cancel, errs: make(chan error, 2), log: log}
 	a.discovery = &tokens.Discovery{}
 	a.discovery.Start(ctx, Issuers(cfg))
+	a.metrics = metrics.New(func() tokens.CacheStats { return a.Source.Stats() })
 	a.Source = tokens.NewSource(tokens.Options{
 		Discovery:     a.discovery,
+		Observer:      a.metrics,
 		ExpirySkew:    cfg.Cache.ExpirySkew,
 		RefreshBefore: cfg.Cache.RefreshBefore,
 		MaxEntries:    cfg.Cache.MaxEntries,
 		Timeout:       cfg.TokenRequest.Timeout,
 	})
-	a.Authz = authz.New(cfg, a.Source, log.With("component", "authz"))
+	a.Authz = authz.New(cfg, a.Source, authz.Options{Log: log.With("component", "authz"), Observer: a.metrics})
 
 	a.grpc = grpc.NewServer()
 	authv3.RegisterAuthorizationServer(a.grpc, a.Authz)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
+	reflection.Register(a.grpc) // so grpcurl needs no .proto files
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", a.ready)
-	a.http = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	mux.Handle("GET /metrics", a.metrics.Handler())
+	// HTTP authorization (/check/..., /forward-auth) is routed before mux,
+	// which would redirect unclean original paths instead of deciding on them.
+	a.http = &http.Server{Handler: a.Authz.HTTPHandler(mux), ReadHeaderTimeout: 5 * time.Second}
 
 	go func() { a.errs <- a.grpc.Serve(grpcLis) }()
 	go func() { a.errs <- a.http.Serve(httpLis) }()
@@ -85,7 +95,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 // GRPCAddr is the address the ext_authz gRPC service listens on.
 func (a *App) GRPCAddr() string { return a.grpcLis.Addr().String() }
 
-// HTTPAddr is the address of the HTTP listener (health, readiness).
+// HTTPAddr is the address of the HTTP listener (HTTP authorization, health,
+// readiness).
 func (a *App) HTTPAddr() string { return a.httpLis.Addr().String() }
 
 // ready answers 200 once every issuer's token endpoint is discovered.

@@ -1,0 +1,93 @@
+package app
+
+import (
+	"bytes"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/tokenauthz/tokenauthz/config"
+)
+
+// reloadDebounce groups the burst of events one save makes (editors write,
+// rename and chmod; Kubernetes swaps a symlink) into one reload.
+const reloadDebounce = 200 * time.Millisecond
+
+// Reload loads the file at path and, if it is valid, makes it the
+// configuration of every check that starts from now on. An invalid file is
+// rejected as a whole and the running configuration keeps serving. Cached
+// tokens survive: the cache is keyed by the settings, not by the file.
+// Listen addresses cannot change without a restart.
+func (a *App) Reload(path string) error {
+	cfg, err := config.Load(path)
+	a.metrics.ObserveReload(err)
+	if err != nil {
+		a.log.Error("config reload rejected; the previous configuration keeps serving", "config", path, "err", err)
+		return err
+	}
+	old := a.Authz.Config()
+	if cfg.Listen != old.Listen {
+		a.log.Warn("listen addresses change only on restart", "config", path)
+	}
+	cfg.Listen = old.Listen
+	a.discovery.Start(a.ctx, Issuers(cfg))
+	a.Authz.Reload(cfg)
+	a.log.Info("config reloaded", "config", path, "services", len(cfg.Routes.Services()))
+	return nil
+}
+
+// WatchConfig reloads path on SIGHUP, and when the file's content changes
+// (fsnotify on its folder, so replaced files and swapped symlinks count),
+// until the app stops. If the folder cannot be watched, SIGHUP still works
+// and the error says why files are not watched.
+func (a *App) WatchConfig(path string) error {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	var events <-chan fsnotify.Event
+	var errs <-chan error
+	w, err := fsnotify.NewWatcher()
+	if err == nil {
+		if err = w.Add(filepath.Dir(path)); err == nil {
+			events, errs = w.Events, w.Errors
+		} else {
+			w.Close()
+		}
+	}
+	last, _ := os.ReadFile(path)
+	go func() {
+		if events != nil {
+			defer w.Close()
+		}
+		defer signal.Stop(hup)
+		debounce := time.NewTimer(time.Hour)
+		debounce.Stop()
+		for {
+			select {
+			case <-a.ctx.Done():
+				return
+			case <-hup:
+				a.log.Info("SIGHUP: reloading config", "config", path)
+				if a.Reload(path) == nil {
+					last, _ = os.ReadFile(path)
+				}
+			case <-events:
+				debounce.Reset(reloadDebounce)
+			case err := <-errs:
+				a.log.Warn("config watch", "err", err)
+			case <-debounce.C:
+				data, err := os.ReadFile(path)
+				if err != nil || bytes.Equal(data, last) {
+					continue // mid-swap, or another file in the folder changed
+				}
+				last = data
+				a.Reload(path)
+			}
+		}
+	}()
+	return err
+}
+

@@ -1,0 +1,128 @@
+// Package metrics exports tokenauthz's Prometheus metrics. Labels take
+// bounded values only: decision, reason, configured service name, grant,
+// outcome. Never a path, user or token.
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tokenauthz/tokenauthz/authz"
+	"github.com/tokenauthz/tokenauthz/tokens"
+)
+
+// Metrics implements authz.Observer and tokens.Observer.
+type Metrics struct {
+	registry      *prometheus.Registry
+	checks        *prometheus.CounterVec
+	checkSeconds  *prometheus.HistogramVec
+	tokenRequests *prometheus.CounterVec
+	tokenSeconds  *prometheus.HistogramVec
+	reloads       *prometheus.CounterVec
+}
+
+var (
+	_ authz.Observer  = (*Metrics)(nil)
+	_ tokens.Observer = (*Metrics)(nil)
+)
+
+// CacheStats reads the token cache's counters at scrape time.
+type CacheStats func() tokens.CacheStats
+
+// New registers every metric; cache is read at each scrape.
+func New(cache CacheStats) *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenauthz_checks_total", Help: "Checks answered, by decision, reason and service.",
+		}, []string{"decision", "reason", "service"}),
+		checkSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tokenauthz_check_duration_seconds", Help: "Time to answer a check, by decision.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}, []string{"decision"}),
+		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenauthz_token_requests_total", Help: "Requests to token endpoints, by service, grant and outcome.",
+		}, []string{"service", "grant", "outcome"}),
+		tokenSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "tokenauthz_token_request_duration_seconds", Help: "Token request latency, by grant and outcome.",
+			Buckets: prometheus.ExponentialBuckets(.001, 2.5, 10),
+		}, []string{"grant", "outcome"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenauthz_config_reloads_total", Help: "Configuration reloads, by outcome (success, failure).",
+		}, []string{"outcome"}),
+	}
+	m.registry.MustRegister(m.checks, m.checkSeconds, m.tokenRequests, m.tokenSeconds, m.reloads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.registry.MustRegister(cacheCollector{cache})
+	return m
+}
+
+// ObserveCheck counts a decision and its latency.
+func (m *Metrics) ObserveCheck(d authz.Decision, elapsed time.Duration) {
+	decision := "deny"
+	if d.Allowed() {
+		decision = "allow"
+	}
+	m.checks.WithLabelValues(decision, string(d.Reason), d.Service).Inc()
+	m.checkSeconds.WithLabelValues(decision).Observe(elapsed.Seconds())
+}
+
+// ObserveFetch counts a token request and its latency.
+func (m *Metrics) ObserveFetch(r tokens.Request, outcome string, elapsed time.Duration) {
+	grant := grantLabel(r.GrantType)
+	m.tokenRequests.WithLabelValues(r.Service, grant, outcome).Inc()
+	m.tokenSeconds.WithLabelValues(grant, outcome).Observe(elapsed.Seconds())
+}
+
+// ObserveReload counts a configuration reload.
+func (m *Metrics) ObserveReload(err error) {
+	outcome := "success"
+	if err != nil {
+		outcome = "failure"
+	}
+	m.reloads.WithLabelValues(outcome).Inc()
+}
+
+// Handler serves the metrics in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+func grantLabel(g string) string {
+	if g == tokens.GrantTokenExchange {
+		return "token_exchange"
+	}
+	return g
+}
+
+// cacheCollector exposes the token cache's own counters at scrape time.
+type cacheCollector struct{ stats CacheStats }
+
+var (
+	cacheHits      = prometheus.NewDesc("tokenauthz_cache_hits_total", "Token cache hits.", nil, nil)
+	cacheMisses    = prometheus.NewDesc("tokenauthz_cache_misses_total", "Token cache misses.", nil, nil)
+	cacheEvictions = prometheus.NewDesc("tokenauthz_cache_evictions_total", "Tokens evicted to stay within cache.max_entries.", nil, nil)
+	cacheBackoffs  = prometheus.NewDesc("tokenauthz_cache_backoffs_total", "Checks answered from a failing key's backoff without calling the IdP.", nil, nil)
+	cacheRefreshes = prometheus.NewDesc("tokenauthz_cache_refreshes_total", "Background refreshes ahead of expiry.", nil, nil)
+	cacheEntries   = prometheus.NewDesc("tokenauthz_cache_entries", "Entries in the token cache.", nil, nil)
+)
+
+func (c cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{cacheHits, cacheMisses, cacheEvictions, cacheBackoffs, cacheRefreshes, cacheEntries} {
+		ch <- d
+	}
+}
+
+func (c cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	ch <- prometheus.MustNewConstMetric(cacheHits, prometheus.CounterValue, float64(s.Hits))
+	ch <- prometheus.MustNewConstMetric(cacheMisses, prometheus.CounterValue, float64(s.Misses))
+	ch <- prometheus.MustNewConstMetric(cacheEvictions, prometheus.CounterValue, float64(s.Evictions))
+	ch <- prometheus.MustNewConstMetric(cacheBackoffs, prometheus.CounterValue, float64(s.Backoffs))
+	ch <- prometheus.MustNewConstMetric(cacheRefreshes, prometheus.CounterValue, float64(s.Refreshes))
+	ch <- prometheus.MustNewConstMetric(cacheEntries, prometheus.GaugeValue, float64(s.Entries))
+}
