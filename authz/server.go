@@ -84,6 +84,7 @@ func (s *Server) Decide(ctx context.Context, in Input) Decision {
 	}
 	tok, err := s.tokens.Token(ctx, p.Request)
 	if err != nil {
+		err = fmt.Errorf("token request for service %q: %w", p.Match.Service.Name, err)
 		return s.finish(refusal(ctx, in, p, err), start)
 	}
 	d := named(allow(ReasonTokenInjected, in), p)
@@ -97,7 +98,7 @@ func refusal(ctx context.Context, in Input, p Plan, err error) Decision {
 	if reason == ReasonUnmatchedAllowed {
 		return allow(reason, in)
 	}
-	return named(deny(reason, in, messageFor(p, err)), p)
+	return named(deny(reason, in, err.Error()), p)
 }
 
 func reasonFor(ctx context.Context, err error) Reason {
@@ -124,13 +125,6 @@ func reasonFor(ctx context.Context, err error) Reason {
 		return ReasonUnavailable
 	}
 	return ReasonInternal
-}
-
-func messageFor(p Plan, err error) string {
-	if p.Match.Service == nil || !p.Grant.NeedsToken() {
-		return err.Error()
-	}
-	return fmt.Sprintf("token request for service %q failed: %v", p.Match.Service.Name, err)
 }
 
 func named(d Decision, p Plan) Decision {

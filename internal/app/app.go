@@ -20,6 +20,7 @@ import (
 	"github.com/tokenauthz/tokenauthz/authz"
 	"github.com/tokenauthz/tokenauthz/config"
 	"github.com/tokenauthz/tokenauthz/internal/metrics"
+	"github.com/tokenauthz/tokenauthz/internal/tracing"
 	"github.com/tokenauthz/tokenauthz/scopes"
 	"github.com/tokenauthz/tokenauthz/tokens"
 )
@@ -38,6 +39,7 @@ type App struct {
 	httpLis   net.Listener
 	health    *health.Server
 	metrics   *metrics.Metrics
+	tracing   *tracing.Tracing
 	ctx       context.Context
 	cancel    context.CancelFunc
 	errs      chan error
@@ -59,10 +61,19 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	a := &App{grpcLis: grpcLis, httpLis: httpLis, ctx: ctx, cancel: cancel, errs: make(chan error, 2), log: log}
-	a.discovery = &tokens.Discovery{}
+	a.tracing, err = tracing.Start(ctx)
+	if err != nil {
+		cancel()
+		grpcLis.Close()
+		httpLis.Close()
+		return nil, fmt.Errorf("tracing: %w", err)
+	}
+	idp := &http.Client{Transport: a.tracing.Transport(idpTransport())}
+	a.discovery = &tokens.Discovery{HTTP: idp, Timeout: cfg.TokenRequest.Timeout}
 	a.discovery.Start(ctx, Issuers(cfg))
 	a.metrics = metrics.New(func() tokens.CacheStats { return a.Source.Stats() })
 	a.Source = tokens.NewSource(tokens.Options{
+		Fetcher:       &tokens.Client{HTTP: idp},
 		Discovery:     a.discovery,
 		Observer:      a.metrics,
 		ExpirySkew:    cfg.Cache.ExpirySkew,
@@ -72,7 +83,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 	})
 	a.Authz = authz.New(cfg, a.Source, authz.Options{Log: log.With("component", "authz"), Observer: a.metrics})
 
-	a.grpc = grpc.NewServer()
+	a.grpc = grpc.NewServer(a.tracing.ServerOptions()...)
 	authv3.RegisterAuthorizationServer(a.grpc, a.Authz)
 	a.health = health.NewServer()
 	healthpb.RegisterHealthServer(a.grpc, a.health)
@@ -136,6 +147,17 @@ func (a *App) Shutdown() {
 		a.grpc.Stop()
 	}
 	a.cancel()
+	if err := a.tracing.Shutdown(ctx); err != nil {
+		a.log.Warn("tracing shutdown", "err", err)
+	}
+}
+
+// idpTransport is the transport to token endpoints: connections are kept
+// for reuse, more per host than Go's default of 2, since one IdP serves all.
+func idpTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return t
 }
 
 // Issuers lists the issuers whose token endpoint must be discovered.
