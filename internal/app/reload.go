@@ -90,4 +90,3 @@ func (a *App) WatchConfig(path string) error {
 	}()
 	return err
 }
-

@@ -85,4 +85,3 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 func propagator() propagation.TextMapPropagator {
 	return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 }
-
