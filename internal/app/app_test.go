@@ -65,20 +65,34 @@ type fixture struct {
 	conn   *grpc.ClientConn
 }
 
-func start(t *testing.T, scope string) *fixture {
+func startIdP(t *testing.T) *devidp.IdP {
 	t.Helper()
 	idp, err := devidp.Start(context.Background(), devidp.Options{Clients: []devidp.Client{{ID: "app", Secret: "app-secret"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { idp.Close() })
-	f := &fixture{idp: idp, path: filepath.Join(t.TempDir(), "tokenauthz.yaml"), logs: &syncBuffer{}}
+	return idp
+}
+
+// start serves appConfig with scope from a file, logging at info.
+func start(t *testing.T, scope string) *fixture {
+	t.Helper()
+	f := &fixture{idp: startIdP(t), path: filepath.Join(t.TempDir(), "tokenauthz.yaml")}
 	f.write(t, scope)
+	f.serve(t, slog.LevelInfo)
+	return f
+}
+
+// serve starts the app on f.path and a gRPC client for it.
+func (f *fixture) serve(t *testing.T, level slog.Level) {
+	t.Helper()
 	cfg, err := config.Load(f.path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.app, err = Start(context.Background(), cfg, slog.New(slog.NewJSONHandler(f.logs, nil)))
+	f.logs = &syncBuffer{}
+	f.app, err = Start(context.Background(), cfg, slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: level})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +103,6 @@ func start(t *testing.T, scope string) *fixture {
 	}
 	t.Cleanup(func() { f.conn.Close() })
 	f.client = authv3.NewAuthorizationClient(f.conn)
-	return f
 }
 
 func (f *fixture) write(t *testing.T, scope string) {
