@@ -17,15 +17,22 @@ BIN="$TOOLS_DIR/bin"
 STAMPS="$TOOLS_DIR/stamps"
 SRC="$TOOLS_DIR/src"
 
-# Later tools (nginx-light via apt-get, caddy, ghz, grpcurl) follow the
-# shape of install_hydra: check binary and stamp, install, write the stamp.
-TOOLS=(hydra)
+# Later tools (ghz, grpcurl) follow the shape of install_hydra: check
+# binary and stamp, install, write the stamp.
+TOOLS=(hydra nginx caddy docker_compose)
 
 HYDRA_VERSION=v2.3.0
 # Hydra v2.3.0 needs Ory's fork of pop; the go.mod of hydra replaces it, but
 # replace directives of dependencies are ignored, so we repeat it here.
 HYDRA_POP_REPLACE=github.com/gobuffalo/pop/v6=github.com/ory/pop/v6@v6.2.1-0.20241121111754-e5dfc0f3344b
 HYDRA_TAGS=sqlite,sqlite_omit_load_extension
+
+# nginx comes from Debian; nginx-light is the smallest flavour built with
+# the auth_request module, all the e2e tests need of it.
+NGINX_PACKAGE=nginx-light
+CADDY_VERSION=v2.11.9
+# docker-compose v1.29 from Debian: validates docker-compose.yaml offline.
+DOCKER_COMPOSE_PACKAGE=docker-compose
 
 # stamp_ok NAME WANT: the stamp of NAME records WANT.
 stamp_ok() {
@@ -68,7 +75,128 @@ install_hydra() {
 	status=installed
 }
 
-status= # set by each install_<name>: installed or cached
+# nginx_has_auth_request BIN: BIN runs and was built with auth_request
+# (nginx -V prints its configure arguments on stderr).
+nginx_has_auth_request() {
+	[[ -x "$1" ]] && "$1" -V 2>&1 | grep -q -- --with-http_auth_request_module
+}
+
+# nginx: Debian's nginx-light, installed with apt-get only when no nginx
+# with auth_request is found; .tools/bin/nginx links to it so tests find it.
+# The stamp records the version nginx reports. Tests run their own nginx on
+# their own ports; the system service is not used (Debian's container images
+# keep it from starting with a policy-rc.d).
+install_nginx() {
+	local found
+	found="$(command -v nginx || echo /usr/sbin/nginx)" # sbin: not on a user's PATH
+	found="$(readlink -f "$found" || true)"
+	if ! nginx_has_auth_request "$found"; then
+		local sudo=() log="$SRC/nginx.log"
+		if [[ "$(id -u)" != 0 ]]; then
+			command -v sudo >/dev/null || {
+				echo "nginx: apt-get install $NGINX_PACKAGE needs root (or sudo)" >&2
+				exit 1
+			}
+			sudo=(sudo)
+		fi
+		if ! (
+			"${sudo[@]}" apt-get update &&
+				"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+					apt-get install -y --no-install-recommends "$NGINX_PACKAGE"
+		) >"$log" 2>&1; then
+			tail -n 40 "$log" >&2
+			echo "nginx: apt-get install $NGINX_PACKAGE failed, full log in $log" >&2
+			exit 1
+		fi
+		found=/usr/sbin/nginx
+		if ! nginx_has_auth_request "$found"; then
+			echo "nginx: $found lacks --with-http_auth_request_module" >&2
+			exit 1
+		fi
+		status=installed
+	fi
+	local version
+	version="$("$found" -v 2>&1)"
+	if [[ "$(readlink "$BIN/nginx" 2>/dev/null)" == "$found" ]] && stamp_ok nginx "$version"; then
+		status=${status:-cached}
+		return
+	fi
+	ln -sfn "$found" "$BIN/nginx"
+	echo "$version" >"$STAMPS/nginx"
+	status=${status:-linked}
+}
+
+# caddy: built from the Go module proxy with go install (no plugins). A
+# failed build does not stop the other tools: it leaves the log tail in
+# .tools/stamps/caddy.failed, and the Caddy e2e test skips, quoting it.
+# The next run tries again.
+install_caddy() {
+	# `caddy version` says "unknown" when built by go install; build-info
+	# names the module version.
+	if [[ -x "$BIN/caddy" ]] && stamp_ok caddy "$CADDY_VERSION" &&
+		"$BIN/caddy" build-info 2>/dev/null | grep -qE "^mod[[:space:]]+github.com/caddyserver/caddy/v2[[:space:]]+$CADDY_VERSION[[:space:]]"; then
+		status=cached
+		return
+	fi
+	local log="$SRC/caddy.log"
+	rm -f "$STAMPS/caddy" "$STAMPS/caddy.failed"
+	if ! (
+		export GOWORK=off GOFLAGS=-buildvcs=false GOBIN="$SRC/caddy-bin" &&
+			go install "github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION"
+	) >"$log" 2>&1; then
+		tail -n 40 "$log" >&2
+		{
+			echo "go install caddy@$CADDY_VERSION failed (full log in $log):"
+			tail -n 20 "$log"
+		} >"$STAMPS/caddy.failed"
+		echo "caddy: build failed, full log in $log; the Caddy e2e test will skip" >&2
+		status=failed
+		return
+	fi
+	mv "$SRC/caddy-bin/caddy" "$BIN/caddy"
+	echo "$CADDY_VERSION" >"$STAMPS/caddy"
+	status=installed
+}
+
+# docker_compose: Debian's docker-compose (v1.29, Python), linked into
+# .tools/bin. The tests only run `docker-compose config -q` on
+# docker-compose.yaml: it needs no Docker engine.
+install_docker_compose() {
+	local found
+	found="$(readlink -f "$(command -v docker-compose || echo /usr/bin/docker-compose)" || true)"
+	if ! "$found" version --short >/dev/null 2>&1; then
+		local sudo=() log="$SRC/docker_compose.log"
+		if [[ "$(id -u)" != 0 ]]; then
+			command -v sudo >/dev/null || {
+				echo "docker_compose: apt-get install $DOCKER_COMPOSE_PACKAGE needs root (or sudo)" >&2
+				exit 1
+			}
+			sudo=(sudo)
+		fi
+		if ! (
+			"${sudo[@]}" apt-get update &&
+				"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+					apt-get install -y --no-install-recommends "$DOCKER_COMPOSE_PACKAGE"
+		) >"$log" 2>&1; then
+			tail -n 40 "$log" >&2
+			echo "docker_compose: apt-get install $DOCKER_COMPOSE_PACKAGE failed, full log in $log" >&2
+			exit 1
+		fi
+		found=/usr/bin/docker-compose
+		status=installed
+	fi
+	local version
+	version="$("$found" version --short 2>&1)"
+	if [[ "$(readlink "$BIN/docker-compose" 2>/dev/null)" == "$found" ]] && stamp_ok docker_compose "$version"; then
+		status=${status:-cached}
+		return
+	fi
+	ln -sfn "$found" "$BIN/docker-compose"
+	echo "$version" >"$STAMPS/docker_compose"
+	status=${status:-linked}
+}
+
+status= # set by each install_<name>: installed, cached, linked or failed
 
 main() {
 	mkdir -p "$BIN" "$STAMPS" "$SRC"
