@@ -2,11 +2,13 @@ package config
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -15,11 +17,17 @@ import (
 
 // builder turns the raw file into a Config, collecting problems as it goes.
 type builder struct {
-	dir  string // the config file's folder: relative secret files are read from here
-	errs []error
+	dir      string          // the config file's folder: relative secret files are read from here
+	reported map[string]bool // keys whose value failed to decode: already reported
+	errs     []error
 }
 
+// fail records a problem at key, unless decoding already reported one there:
+// a value that failed to decode is left zero, which is no second problem.
 func (b *builder) fail(key string, kind error, format string, args ...any) {
+	if b.reported[key] {
+		return
+	}
 	b.errs = append(b.errs, problem(key, 0, kind, format, args...))
 }
 
@@ -54,9 +62,9 @@ func (b *builder) build(raw rawFile) *Config {
 	}
 	for _, svc := range table.Services() {
 		key := "services." + svc.Name
-		b.credentials(key, svc.Settings)
+		svcMissing := b.credentials(key, svc.Settings, "")
 		for _, ep := range svc.Endpoints {
-			b.credentials(key+".endpoints."+ep.Name, ep.Settings)
+			b.credentials(key+".endpoints."+ep.Name, ep.Settings, svcMissing)
 		}
 	}
 	cfg.Routes = table
@@ -79,7 +87,7 @@ func (b *builder) service(name string, raw rawService) scopes.ServiceSpec {
 		b.fail(key+".path_prefix", ErrInvalidValue, "%q must start with /", raw.PathPrefix)
 	}
 	for i, h := range raw.Hosts {
-		if h == "" || strings.ContainsAny(h, "/ ") {
+		if !validHost(h) {
 			b.fail(fmt.Sprintf("%s.hosts[%d]", key, i), ErrInvalidValue, "%q is not a host or host:port", h)
 		}
 	}
@@ -107,26 +115,28 @@ func (b *builder) layer(key string, raw rawAuth) scopes.Layer {
 	var l scopes.Layer
 	if raw.Issuer != nil || raw.TokenURL != nil {
 		l.TokenEndpoint = &scopes.TokenEndpoint{
-			Issuer:   b.url(key+".issuer", b.expand(key+".issuer", raw.Issuer)),
-			TokenURL: b.url(key+".token_url", b.expand(key+".token_url", raw.TokenURL)),
+			Issuer:   b.url(key+".issuer", raw.Issuer),
+			TokenURL: b.url(key+".token_url", raw.TokenURL),
 		}
 	}
 	l.ClientID = ptr(raw.ClientID, b.expand(key+".client_id", raw.ClientID))
 	switch {
 	case raw.ClientSecret != nil && raw.ClientSecretFile != nil:
 		b.fail(key+".client_secret", ErrInvalidValue, "set client_secret or client_secret_file, not both")
+		l.Secret = &scopes.Secret{Key: key + ".client_secret"} // set, so no "missing" problem follows
 	case raw.ClientSecret != nil:
 		k := key + ".client_secret"
-		before := len(b.errs)
-		v := b.expand(k, raw.ClientSecret)
-		if v == "" && len(b.errs) == before {
+		v, ok := b.expandOK(k, raw.ClientSecret)
+		if v == "" && ok {
 			b.fail(k, ErrMissingCredentials, "is empty")
 		}
 		l.Secret = &scopes.Secret{Value: v, Key: k}
 	case raw.ClientSecretFile != nil:
 		k := key + ".client_secret_file"
-		file := b.expand(k, raw.ClientSecretFile)
-		l.Secret = &scopes.Secret{File: file, Value: b.readSecret(k, file), Key: k}
+		l.Secret = &scopes.Secret{Key: k}
+		if file, ok := b.expandOK(k, raw.ClientSecretFile); ok {
+			l.Secret.File, l.Secret.Value = file, b.readSecret(k, file)
+		}
 	}
 	if raw.ClientAuth != nil {
 		ca := scopes.ClientAuth(*raw.ClientAuth)
@@ -159,10 +169,12 @@ func (b *builder) layer(key string, raw rawAuth) scopes.Layer {
 	return l
 }
 
-// credentials checks that a level whose grant fetches tokens can do so.
-func (b *builder) credentials(key string, s scopes.Settings) {
+// credentials checks that a level whose grant fetches tokens can do so. It
+// returns what is missing, and stays quiet when that is what the parent
+// already reported (an endpoint that inherits its service's gap).
+func (b *builder) credentials(key string, s scopes.Settings, parentMissing string) string {
 	if !s.Grant.NeedsToken() {
-		return
+		return ""
 	}
 	var missing []string
 	if s.TokenEndpoint.Issuer == "" && s.TokenEndpoint.TokenURL == "" {
@@ -174,26 +186,41 @@ func (b *builder) credentials(key string, s scopes.Settings) {
 	if s.Secret.Key == "" {
 		missing = append(missing, "client_secret or client_secret_file")
 	}
-	if len(missing) > 0 {
-		b.fail(key, ErrMissingCredentials, "grant_type %s needs %s (set here, in the service or in defaults)", s.Grant, strings.Join(missing, ", "))
+	msg := fmt.Sprintf("grant_type %s needs %s (set here, in the service or in defaults)", s.Grant, strings.Join(missing, ", "))
+	if len(missing) > 0 && msg != parentMissing {
+		b.fail(key, ErrMissingCredentials, "%s", msg)
 	}
+	if len(missing) == 0 {
+		return ""
+	}
+	return msg
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)
 
 // expand replaces ${VAR} with the environment's value; an unset VAR is a problem.
 func (b *builder) expand(key string, s *string) string {
+	v, _ := b.expandOK(key, s)
+	return v
+}
+
+// expandOK is expand that also reports whether every VAR was set, so callers
+// do not pile a second, misleading problem on a half-expanded value.
+func (b *builder) expandOK(key string, s *string) (string, bool) {
 	if s == nil {
-		return ""
+		return "", true
 	}
-	return envRef.ReplaceAllStringFunc(*s, func(ref string) string {
+	ok := true
+	v := envRef.ReplaceAllStringFunc(*s, func(ref string) string {
 		name := envRef.FindStringSubmatch(ref)[1]
-		v, ok := os.LookupEnv(name)
-		if !ok {
+		v, set := os.LookupEnv(name)
+		if !set {
 			b.fail(key, ErrEnv, "environment variable %s is not set", name)
+			ok = false
 		}
 		return v
 	})
+	return v, ok
 }
 
 func (b *builder) readSecret(key, file string) string {
@@ -216,9 +243,11 @@ func (b *builder) readSecret(key, file string) string {
 	return secret
 }
 
-func (b *builder) url(key, s string) string {
-	if s == "" {
-		return ""
+// url expands and checks an issuer or token URL.
+func (b *builder) url(key string, raw *string) string {
+	s, ok := b.expandOK(key, raw)
+	if s == "" || !ok {
+		return s
 	}
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -248,6 +277,29 @@ func list[T ~string](vs []T) string {
 		s[i] = string(v)
 	}
 	return strings.Join(s, ", ")
+}
+
+// validHost reports whether h is "host", "host:port", "[v6]", "[v6]:port" or
+// a bare IPv6 literal, with a port (when given) in 1-65535.
+func validHost(h string) bool {
+	if strings.ContainsAny(h, "/ @?#") {
+		return false
+	}
+	if !strings.HasPrefix(h, "[") && strings.Count(h, ":") > 1 {
+		return net.ParseIP(h) != nil
+	}
+	host := h
+	if i := strings.LastIndexByte(h, ':'); i > strings.LastIndexByte(h, ']') {
+		host = h[:i]
+		if n, err := strconv.Atoi(h[i+1:]); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+	}
+	if v6, ok := strings.CutPrefix(host, "["); ok {
+		v6, ok = strings.CutSuffix(v6, "]")
+		return ok && strings.Contains(v6, ":") && net.ParseIP(v6) != nil
+	}
+	return host != "" && !strings.ContainsAny(host, "[]:")
 }
 
 // isToken reports whether s is an RFC 9110 token (header and method names).

@@ -81,7 +81,9 @@ func Load(path string) (*Config, error) {
 // returned, joined, each prefixed with name.
 func Parse(name string, data []byte) (*Config, error) {
 	cfg, errs := parse(name, data)
-	if len(errs) > 0 {
+	if len(errs) == 0 {
+		cfg.Path = name
+	} else {
 		for i, err := range errs {
 			errs[i] = fmt.Errorf("%s: %w", name, err)
 		}
@@ -112,7 +114,12 @@ func parse(name string, data []byte) (*Config, []error) {
 			return nil, append(errs, fmt.Errorf("%w: %v", ErrInvalidValue, err))
 		}
 	}
-	b := builder{dir: filepath.Dir(name)}
+	b := builder{dir: filepath.Dir(name), reported: map[string]bool{}}
+	for _, err := range errs {
+		if ke, ok := err.(*keyError); ok {
+			b.reported[ke.Key] = true
+		}
+	}
 	cfg := b.build(raw)
 	return cfg, append(errs, b.errs...)
 }

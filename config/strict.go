@@ -15,6 +15,20 @@ import (
 // cannot hold. The decoder stops at its first hard error and names no key
 // paths; users want every problem at once, each pointing at its key.
 func checkTree(n *yaml.Node, t reflect.Type, path string) []error {
+	c := checker{done: map[checked]bool{}}
+	return c.check(n, t, path)
+}
+
+// checker remembers the mappings it has checked, so a mapping reused through
+// an alias or a merge key ("<<: *base") is reported once, where it is written.
+type checker struct{ done map[checked]bool }
+
+type checked struct {
+	node *yaml.Node
+	typ  reflect.Type
+}
+
+func (c *checker) check(n *yaml.Node, t reflect.Type, path string) []error {
 	if n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
 			return nil
@@ -30,6 +44,10 @@ func checkTree(n *yaml.Node, t reflect.Type, path string) []error {
 	if n.Kind != yaml.MappingNode || (t.Kind() != reflect.Struct && t.Kind() != reflect.Map) {
 		return checkValue(n, t, path)
 	}
+	if c.done[checked{n, t}] {
+		return nil
+	}
+	c.done[checked{n, t}] = true
 	var errs []error
 	var fields map[string]reflect.Type
 	if t.Kind() == reflect.Struct {
@@ -44,7 +62,7 @@ func checkTree(n *yaml.Node, t reflect.Type, path string) []error {
 				merged = v.Content
 			}
 			for _, m := range merged {
-				errs = append(errs, checkTree(m, t, path)...)
+				errs = append(errs, c.check(m, t, path)...)
 			}
 			continue
 		}
@@ -54,15 +72,14 @@ func checkTree(n *yaml.Node, t reflect.Type, path string) []error {
 			continue
 		}
 		seen[k.Value] = k.Line
-		ft := t.Elem()
-		if fields != nil {
-			var ok bool
-			if ft, ok = fields[k.Value]; !ok {
-				errs = append(errs, problem(key, k.Line, ErrUnknownKey, "unknown key"))
-				continue
-			}
+		var ft reflect.Type
+		if fields == nil {
+			ft = t.Elem()
+		} else if ft = fields[k.Value]; ft == nil {
+			errs = append(errs, problem(key, k.Line, ErrUnknownKey, "unknown key"))
+			continue
 		}
-		errs = append(errs, checkTree(v, ft, key)...)
+		errs = append(errs, c.check(v, ft, key)...)
 	}
 	return errs
 }

@@ -215,16 +215,15 @@ func allows(methods []string, m string) bool {
 	return len(methods) == 0 || slices.ContainsFunc(methods, func(x string) bool { return strings.EqualFold(x, m) })
 }
 
-// cleanPath drops the query and fragment, decodes percent-encoded unreserved
-// characters and resolves dot segments (RFC 3986 6.2.2), so
-// "/v1/orders/../admin" and "/v1/orders/%2e%2e/admin" cannot borrow the orders
-// endpoint's settings. Other percent-encoded bytes stay encoded: "%2F" is not
-// a segment boundary.
+// cleanPath drops the query and fragment, normalises percent-encoding and
+// resolves dot segments (RFC 3986 6.2.2), so "/v1/orders/../admin" and
+// "/v1/orders/%2e%2e/admin" cannot borrow the orders endpoint's settings.
+// Escapes of reserved bytes stay encoded: "%2F" is not a segment boundary.
 func cleanPath(p string) string {
 	if i := strings.IndexAny(p, "?#"); i >= 0 {
 		p = p[:i]
 	}
-	p = decodeUnreserved(p)
+	p = normEscapes(p)
 	if p == "" || p[0] != '/' {
 		p = "/" + p
 	}
@@ -247,36 +246,60 @@ func joinPath(prefix, p string) string {
 	return cleanPrefix(prefix + cleanPath(p))
 }
 
-// decodeUnreserved decodes %XX escapes of unreserved characters (ALPHA, DIGIT,
-// "-", ".", "_", "~"), which RFC 3986 6.2.2.2 says are equivalent to the plain
-// character, and leaves every other escape as it is. It allocates only when
-// there is something to decode.
-func decodeUnreserved(p string) string {
+// normEscapes normalises percent-encoding (RFC 3986 6.2.2.1-2): escapes of
+// unreserved characters (ALPHA, DIGIT, "-", ".", "_", "~") are decoded, other
+// escapes get uppercase hex digits ("%2f" is "%2F") and stay encoded, and a
+// "%" that starts no escape becomes "%25". Decoding stray "%"s as is would let
+// "%7%30" become "%70", a new escape: this way the result is stable,
+// normEscapes(normEscapes(p)) == normEscapes(p). It allocates only when it
+// changes p.
+func normEscapes(p string) string {
 	i := strings.IndexByte(p, '%')
 	if i < 0 {
 		return p
 	}
-	var b []byte
+	var b []byte // nil while p is unchanged
 	for ; i < len(p); i++ {
-		if p[i] == '%' && i+2 < len(p) {
-			if c, ok := unhex(p[i+1], p[i+2]); ok && unreserved(c) {
-				if b == nil {
-					b = append(make([]byte, 0, len(p)), p[:i]...)
-				}
-				b = append(b, c)
-				i += 2
-				continue
+		if p[i] != '%' {
+			if b != nil {
+				b = append(b, p[i])
 			}
+			continue
+		}
+		var c byte
+		ok := false
+		if i+2 < len(p) {
+			c, ok = unhex(p[i+1], p[i+2])
+		}
+		var buf [3]byte
+		var out []byte
+		in := p[i : i+1]
+		switch {
+		case ok && unreserved(c):
+			buf[0] = c
+			out, in = buf[:1], p[i:i+3]
+		case ok:
+			buf = [3]byte{'%', upperHex[c>>4], upperHex[c&15]}
+			out, in = buf[:], p[i:i+3]
+		default:
+			buf = [3]byte{'%', '2', '5'}
+			out = buf[:]
+		}
+		if b == nil && string(out) != in {
+			b = append(make([]byte, 0, len(p)+8), p[:i]...)
 		}
 		if b != nil {
-			b = append(b, p[i])
+			b = append(b, out...)
 		}
+		i += len(in) - 1
 	}
 	if b == nil {
 		return p
 	}
 	return string(b)
 }
+
+const upperHex = "0123456789ABCDEF"
 
 func unhex(h, l byte) (byte, bool) {
 	hi, ok1 := hexVal(h)

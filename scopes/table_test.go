@@ -115,6 +115,9 @@ func TestMatch(t *testing.T) {
 		{name: "encoded-slash-is-not-a-boundary", req: Request{Host: "orders.internal", Path: "/v1/orders%2Fhistory", Method: "GET"}, service: "orders"},
 		{name: "encoded-slash-lowercase-is-not-a-boundary", req: Request{Host: "orders.internal", Path: "/v1%2forders/history"}, service: "catchall"},
 		{name: "encoded-slash-endpoint", req: Request{Host: "orders.internal", Path: "/v1/a%2Fb"}, service: "orders", endpoint: "encoded"},
+		{name: "encoded-slash-lowercase-hex-endpoint", req: Request{Host: "orders.internal", Path: "/v1/a%2fb"}, service: "orders", endpoint: "encoded"},
+		{name: "stray-percent-stays-in-segment", req: Request{Host: "orders.internal", Path: "/v1/orders/history/%zz%"}, service: "orders", endpoint: "history"},
+		{name: "stray-percent-cannot-form-escape", req: Request{Host: "orders.internal", Path: "/v1/%6%46rders/history"}, service: "orders"},
 		{name: "decoded-slash-not-encoded-endpoint", req: Request{Host: "orders.internal", Path: "/v1/a/b"}, service: "orders"},
 		{name: "double-encoded-dot-stays", req: Request{Host: "orders.internal", Path: "/v1/orders/%252e%252e/admin"}, service: "orders"},
 
@@ -356,6 +359,62 @@ func FuzzMatch(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestCleanPath(t *testing.T) {
+	tests := []struct{ name, in, want string }{
+		{"plain", "/v1/orders", "/v1/orders"},
+		{"query-and-fragment", "/v1/orders?a=/b#c", "/v1/orders"},
+		{"fragment-before-query", "/v1#x?y", "/v1"},
+		{"empty", "", "/"},
+		{"relative", "v1/x", "/v1/x"},
+		{"trailing-slash", "/v1/", "/v1"},
+		{"dot-segments", "/a/./b/../c", "/a/c"},
+		{"above-root", "/../../a", "/a"},
+		{"double-slash", "//a//b", "/a/b"},
+		{"unreserved-decoded", "/%41%7a%2D%2e%5F%7E%30", "/Az-._~0"},
+		{"encoded-dot-segment", "/a/%2E%2e/b", "/b"},
+		{"reserved-kept-uppercased", "/a%2fb%3a%3F", "/a%2Fb%3A%3F"},
+		{"encoded-percent-kept", "/a%25", "/a%25"},
+		{"stray-percent", "/a%", "/a%25"},
+		{"stray-percent-short", "/a%4", "/a%254"},
+		{"stray-percent-bad-hex", "/a%zz", "/a%25zz"},
+		{"no-new-escape-from-decoding", "/%7%30", "/%2570"},
+		{"multibyte-kept", "/caf%C3%A9", "/caf%C3%A9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := cleanPath(tt.in)
+			if got != tt.want {
+				t.Errorf("cleanPath(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+			if again := cleanPath(got); again != got {
+				t.Errorf("cleanPath(%q) = %q, not stable", got, again)
+			}
+		})
+	}
+}
+
+func TestSplitHostPort(t *testing.T) {
+	tests := []struct{ in, host, port string }{
+		{"h", "h", ""},
+		{"h:80", "h", "80"},
+		{"h:", "h", ""},
+		{"[::1]", "[::1]", ""},
+		{"[::1]:80", "[::1]", "80"},
+		{"[::1]x", "[::1]", ""},
+		{"[::1", "[::1", ""},
+		{"::1", "::1", ""},
+		{"", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			host, port := splitHostPort(tt.in)
+			if host != tt.host || port != tt.port {
+				t.Errorf("splitHostPort(%q) = %q, %q; want %q, %q", tt.in, host, port, tt.host, tt.port)
+			}
+		})
+	}
 }
 
 func slicesContains(eps []*Endpoint, ep *Endpoint) bool {
