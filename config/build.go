@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
@@ -44,6 +45,9 @@ func (b *builder) build(raw rawFile) *Config {
 	b.duration("cache.expiry_skew", raw.Cache.ExpirySkew, &cfg.Cache.ExpirySkew, false)
 	b.duration("cache.refresh_before", raw.Cache.RefreshBefore, &cfg.Cache.RefreshBefore, false)
 	b.duration("token_request.timeout", raw.TokenRequest.Timeout, &cfg.TokenRequest.Timeout, true)
+	if f := raw.TokenRequest.CAFile; f != nil {
+		cfg.TokenRequest.CAFile, cfg.TokenRequest.RootCAs = b.caFile("token_request.ca_file", b.expand("token_request.ca_file", f))
+	}
 	if n := raw.Cache.MaxEntries; n != nil {
 		if *n < 1 {
 			b.fail("cache.max_entries", ErrInvalidValue, "must be at least 1, got %d", *n)
@@ -244,6 +248,31 @@ func (b *builder) readSecret(key, file string) string {
 }
 
 // url expands and checks an issuer or token URL.
+// caFile reads PEM certificates and adds them to the system's pool.
+func (b *builder) caFile(key, file string) (string, *x509.CertPool) {
+	if file == "" {
+		b.fail(key, ErrInvalidValue, "empty file name")
+		return "", nil
+	}
+	if !filepath.IsAbs(file) {
+		file = filepath.Join(b.dir, file)
+	}
+	pem, err := os.ReadFile(file)
+	if err != nil {
+		b.fail(key, ErrInvalidValue, "%v", err)
+		return file, nil
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		b.fail(key, ErrInvalidValue, "%s holds no PEM certificate", file)
+		return file, nil
+	}
+	return file, pool
+}
+
 func (b *builder) url(key string, raw *string) string {
 	s, ok := b.expandOK(key, raw)
 	if s == "" || !ok {

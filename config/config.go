@@ -5,6 +5,7 @@
 package config
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"os"
@@ -58,7 +59,14 @@ type Cache struct {
 }
 
 // TokenRequest holds the settings of calls to token endpoints.
-type TokenRequest struct{ Timeout time.Duration }
+type TokenRequest struct {
+	Timeout time.Duration
+	// CAFile names extra PEM certificates trusted for token endpoints and
+	// discovery, besides the system's; RootCAs is the resulting pool (nil:
+	// the system's only). TLS verification is never off.
+	CAFile  string
+	RootCAs *x509.CertPool
+}
 
 // Built-in defaults for keys the file leaves out.
 var defaults = Config{

@@ -187,6 +187,8 @@ func TestLoadBad(t *testing.T) {
 		{"bad-unmatched", ErrInvalidValue, `unmatched: "pass" is not one of deny, allow`},
 		{"bad-duration", ErrInvalidValue, `cache.expiry_skew: "30 seconds" is not a duration`},
 		{"zero-timeout", ErrInvalidValue, "token_request.timeout: must be positive"},
+		{"ca-file-missing", ErrInvalidValue, "token_request.ca_file: open testdata/bad/no-such-ca.pem"},
+		{"ca-file-not-pem", ErrInvalidValue, "token_request.ca_file: testdata/bad/ca-file-not-pem.yaml holds no PEM certificate"},
 		{"negative-max-entries", ErrInvalidValue, "cache.max_entries: must be at least 1, got -1"},
 		{"wrong-type", ErrInvalidValue, "cache.max_entries: cannot unmarshal"},
 		{"missing-credentials", ErrMissingCredentials, "services.orders: grant_type client_credentials needs client_secret or client_secret_file"},

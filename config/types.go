@@ -31,6 +31,7 @@ type rawCache struct {
 
 type rawTokenRequest struct {
 	Timeout *duration `yaml:"timeout"`
+	CAFile  *string   `yaml:"ca_file"`
 }
 
 // rawAuth holds the auth keys allowed at every level.

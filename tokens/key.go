@@ -10,13 +10,15 @@ import (
 // every field that makes the issued token differ. Each field is written with
 // its length in front, so no two requests share an encoding:
 //
-//	issuer, token URL, client id, grant type, sorted de-duplicated scopes
-//	(count, then each), audience, resource and, for a token exchange, subject
-//	token type, requested token type and the subject token itself.
+//	issuer, token URL, client id, client secret, client authentication,
+//	grant type, sorted de-duplicated scopes (count, then each), audience,
+//	resource and, for a token exchange, subject token type, requested token
+//	type and the subject token itself.
 //
-// The subject token only enters the hash, so the key holds neither it nor
-// the client secret (which does not change the token and is left out, as is
-// the client authentication method). The key is 32 raw bytes, not text.
+// Secrets and subject tokens only enter the hash, so the key holds none in
+// clear. The secret is in it so that a rotated secret (reloaded config or
+// secret file) starts afresh: no token or backed-off failure of the old one
+// is served for the new. The key is 32 raw bytes, not text.
 //
 // Key runs on every request: for usual sizes (up to 8 scopes, a subject
 // token up to about 3.5 KiB) it allocates only the returned string.
@@ -35,6 +37,8 @@ func key(b []byte, r Request) string {
 	b = appendField(b, r.Issuer)
 	b = appendField(b, r.TokenURL)
 	b = appendField(b, r.ClientID)
+	b = appendField(b, r.ClientSecret)
+	b = appendField(b, r.ClientAuth)
 	b = appendField(b, r.GrantType)
 	b = appendScopes(b, r.Scope)
 	b = appendField(b, r.Audience)

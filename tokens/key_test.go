@@ -28,8 +28,8 @@ func TestKey(t *testing.T) {
 		{"scopes-joined", func(r *Request) { r.Scope = []string{"readwrite"} }, false},
 		{"scope-order", func(r *Request) { r.Scope = []string{"write", "read"} }, true},
 		{"scope-duplicate", func(r *Request) { r.Scope = []string{"read", "write", "read"} }, true},
-		{"client-secret", func(r *Request) { r.ClientSecret = "rotated" }, true},
-		{"client-auth", func(r *Request) { r.ClientAuth = AuthPost }, true},
+		{"client-secret-rotated", func(r *Request) { r.ClientSecret = "rotated" }, false},
+		{"client-auth", func(r *Request) { r.ClientAuth = AuthPost }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,6 +4,8 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,7 +70,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 		httpLis.Close()
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
-	idp := &http.Client{Transport: a.tracing.Transport(idpTransport())}
+	idp := &http.Client{Transport: a.tracing.Transport(idpTransport(cfg.TokenRequest.RootCAs))}
 	a.discovery = &tokens.Discovery{HTTP: idp, Timeout: cfg.TokenRequest.Timeout}
 	a.discovery.Start(ctx, Issuers(cfg))
 	a.metrics = metrics.New(func() tokens.CacheStats { return a.Source.Stats() })
@@ -152,11 +154,13 @@ func (a *App) Shutdown() {
 	}
 }
 
-// idpTransport is the transport to token endpoints: connections are kept
-// for reuse, more per host than Go's default of 2, since one IdP serves all.
-func idpTransport() *http.Transport {
+// idpTransport is the transport to token endpoints: TLS always verified
+// (against roots, or the system's when nil), connections kept for reuse,
+// more per host than Go's default of 2 since one IdP serves all checks.
+func idpTransport(roots *x509.CertPool) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 64
+	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	return t
 }
 

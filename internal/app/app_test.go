@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
+	"github.com/tokenauthz/tokenauthz/authz"
 	"github.com/tokenauthz/tokenauthz/config"
 	"github.com/tokenauthz/tokenauthz/devidp"
 )
@@ -262,4 +263,38 @@ func TestReload(t *testing.T) {
 		}
 		waitFor(t, "the SIGHUP reload", func() bool { return strings.Count(f.logs.String(), "SIGHUP: reloading config") > before })
 	})
+}
+
+// decide runs one check in process and returns its decision.
+func (f *fixture) decide(t *testing.T, host, bearer string) authz.Decision {
+	t.Helper()
+	in := authz.Input{RequestID: "r-1", Method: "GET", Host: host, Path: "/"}
+	if bearer != "" {
+		in.Authorization = "Bearer " + bearer
+	}
+	return f.app.Authz.Decide(context.Background(), in)
+}
+
+func TestReloadRereadsSecretFile(t *testing.T) {
+	f := &fixture{idp: startIdP(t), path: filepath.Join(t.TempDir(), "tokenauthz.yaml")}
+	secret := filepath.Join(filepath.Dir(f.path), "client.secret")
+	config := strings.Replace(fmt.Sprintf(appConfig, f.idp.Issuer(), "orders.read"), "client_secret: app-secret", "client_secret_file: client.secret", 1)
+	for _, file := range []struct{ path, text string }{{secret, "stale-secret\n"}, {f.path, config}} {
+		if err := os.WriteFile(file.path, []byte(file.text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.serve(t, slog.LevelInfo)
+	if d := f.decide(t, "orders.internal", ""); d.Reason != authz.ReasonClientRejected {
+		t.Fatalf("with the stale secret: %s, want %s", d.Reason, authz.ReasonClientRejected)
+	}
+	if err := os.WriteFile(secret, []byte("app-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.app.Reload(f.path); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.decide(t, "orders.internal", ""); d.Reason != authz.ReasonTokenInjected {
+		t.Fatalf("after rotating the secret and reloading: %s (%s)", d.Reason, d.Message)
+	}
 }

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/tokenauthz/tokenauthz/authz"
 )
 
 const redactionConfig = `
@@ -42,9 +39,7 @@ func TestNoCredentialInLogsMetricsOrDenials(t *testing.T) {
 		{"orders.internal", "garbage-caller-token"},
 		{"wrong.internal", "garbage-caller-token"},
 	} {
-		d := f.app.Authz.Decide(context.Background(), authz.Input{
-			RequestID: "r-1", Method: "GET", Host: c.host, Path: "/", Authorization: "Bearer " + c.bearer,
-		})
+		d := f.decide(t, c.host, c.bearer)
 		if d.Allowed() {
 			credentials = append(credentials, strings.TrimPrefix(d.Value, "Bearer "))
 		} else {

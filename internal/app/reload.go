@@ -21,7 +21,7 @@ const reloadDebounce = 200 * time.Millisecond
 // configuration of every check that starts from now on. An invalid file is
 // rejected as a whole and the running configuration keeps serving. Cached
 // tokens survive: the cache is keyed by the settings, not by the file.
-// Listen addresses cannot change without a restart.
+// listen, cache and token_request settings keep their startup values.
 func (a *App) Reload(path string) error {
 	cfg, err := config.Load(path)
 	a.metrics.ObserveReload(err)
@@ -30,10 +30,10 @@ func (a *App) Reload(path string) error {
 		return err
 	}
 	old := a.Authz.Config()
-	if cfg.Listen != old.Listen {
-		a.log.Warn("listen addresses change only on restart", "config", path)
+	if cfg.Listen != old.Listen || cfg.Cache != old.Cache || cfg.TokenRequest.Timeout != old.TokenRequest.Timeout || cfg.TokenRequest.CAFile != old.TokenRequest.CAFile {
+		a.log.Warn("listen, cache and token_request settings change only on restart; the rest is reloaded", "config", path)
 	}
-	cfg.Listen = old.Listen
+	cfg.Listen, cfg.Cache, cfg.TokenRequest = old.Listen, old.Cache, old.TokenRequest
 	a.discovery.Start(a.ctx, Issuers(cfg))
 	a.Authz.Reload(cfg)
 	a.log.Info("config reloaded", "config", path, "services", len(cfg.Routes.Services()))
