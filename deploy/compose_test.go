@@ -1,0 +1,242 @@
+package deploy
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/tokenauthz/tokenauthz/config"
+)
+
+const (
+	repoRoot    = ".."
+	composeFile = "docker-compose.yaml"
+	exampleDir  = "examples/compose"
+)
+
+// composeBinary finds Debian's docker-compose (scripts/tools.sh
+// docker_compose): skips without it, fails under TOKENAUTHZ_E2E=1.
+func composeBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := filepath.Abs(filepath.Join(repoRoot, ".tools/bin/docker-compose")); err == nil {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	if p, err := exec.LookPath("docker-compose"); err == nil {
+		return p
+	}
+	if os.Getenv("TOKENAUTHZ_E2E") == "1" {
+		t.Fatal("docker-compose not found: run scripts/tools.sh docker_compose")
+	}
+	t.Skip("docker-compose not found (scripts/tools.sh docker_compose installs it)")
+	return ""
+}
+
+func TestDockerComposeConfigIsValid(t *testing.T) {
+	cmd := exec.Command(composeBinary(t), "-f", composeFile, "config", "-q")
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("docker-compose config -q: %v\n%s", err, out)
+	}
+}
+
+type composeService struct {
+	Build       any // "dir" or {context, dockerfile}
+	Volumes     []any
+	Environment map[string]string
+}
+
+func readCompose(t *testing.T) map[string]composeService {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot, composeFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct{ Services map[string]composeService }
+	if err := yaml.Unmarshal(data, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c.Services
+}
+
+// localPaths lists what a service reads from the repository: its build
+// context and Dockerfile, and the sources of its bind mounts.
+func (s composeService) localPaths() []string {
+	var paths []string
+	switch b := s.Build.(type) {
+	case string:
+		paths = append(paths, b, filepath.Join(b, "Dockerfile"))
+	case map[string]any:
+		ctx, _ := b["context"].(string)
+		file, _ := b["dockerfile"].(string)
+		paths = append(paths, ctx, filepath.Join(ctx, cmpOr(file, "Dockerfile")))
+	}
+	for _, v := range s.Volumes {
+		src := ""
+		switch v := v.(type) {
+		case string:
+			src, _, _ = strings.Cut(v, ":")
+		case map[string]any:
+			src, _ = v["source"].(string)
+		}
+		if strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") { // else a named volume
+			paths = append(paths, src)
+		}
+	}
+	return paths
+}
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func TestComposeBuildsAndMountsExist(t *testing.T) {
+	services := readCompose(t)
+	mounted := map[string]bool{}
+	for name, svc := range services {
+		t.Run(name, func(t *testing.T) {
+			for _, p := range svc.localPaths() {
+				if filepath.IsAbs(p) {
+					t.Errorf("%s: absolute path, not in the repository", p)
+					continue
+				}
+				mounted[filepath.ToSlash(filepath.Clean(p))] = true
+				if _, err := os.Stat(filepath.Join(repoRoot, p)); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	// The configs the containers run are the ones the tests check: the
+	// envoy package validates examples/compose/envoy*.yaml, the test below
+	// the realm against tokenauthz.yaml.
+	for _, want := range []string{"Dockerfile", exampleDir + "/envoy.yaml", exampleDir + "/tokenauthz.yaml", exampleDir + "/realm.json"} {
+		if !mounted[want] {
+			t.Errorf("docker-compose.yaml does not build from or mount %s", want)
+		}
+	}
+}
+
+type realm struct {
+	Realm        string
+	ClientScopes []struct{ Name string } `json:"clientScopes"`
+	Clients      []struct {
+		ClientID               string            `json:"clientId"`
+		Secret                 string            `json:"secret"`
+		ServiceAccountsEnabled bool              `json:"serviceAccountsEnabled"`
+		Attributes             map[string]string `json:"attributes"`
+		OptionalClientScopes   []string          `json:"optionalClientScopes"`
+	}
+}
+
+// The compose tokenauthz config must work against the imported realm: its
+// client exists with the secret compose passes, may use client credentials
+// and token exchange, and every scope and audience it asks for is there.
+func TestComposeRealmMatchesTokenauthzConfig(t *testing.T) {
+	t.Setenv("TOKENAUTHZ_CLIENT_SECRET", readCompose(t)["tokenauthz"].Environment["TOKENAUTHZ_CLIENT_SECRET"])
+	cfg, err := config.Load(filepath.Join(repoRoot, exampleDir, "tokenauthz.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r realm
+	data, err := os.ReadFile(filepath.Join(repoRoot, exampleDir, "realm.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &r); err != nil {
+		t.Fatalf("realm.json: %v", err)
+	}
+	clients := map[string]int{}
+	for i, c := range r.Clients {
+		clients[c.ClientID] = i
+	}
+	for _, svc := range cfg.Routes.Services() {
+		t.Run(svc.Name, func(t *testing.T) {
+			s := svc.Settings
+			if !strings.Contains(s.TokenEndpoint.TokenURL, "/realms/"+r.Realm+"/") {
+				t.Errorf("token_url %s is not realm %s's", s.TokenEndpoint.TokenURL, r.Realm)
+			}
+			i, ok := clients[s.ClientID]
+			if !ok {
+				t.Fatalf("realm has no client %s", s.ClientID)
+			}
+			c := r.Clients[i]
+			if c.Secret != s.Secret.Value || s.Secret.Value == "" {
+				t.Errorf("client %s: secret differs from TOKENAUTHZ_CLIENT_SECRET in %s", c.ClientID, composeFile)
+			}
+			if !c.ServiceAccountsEnabled || c.Attributes["standard.token.exchange.enabled"] != "true" {
+				t.Errorf("client %s: needs service accounts (client credentials) and standard token exchange", c.ClientID)
+			}
+			for _, sc := range s.Scope {
+				if !slices.Contains(c.OptionalClientScopes, sc) {
+					t.Errorf("scope %s is not an optional client scope of %s", sc, c.ClientID)
+				}
+			}
+			if _, ok := clients[s.Audience]; s.Audience != "" && !ok {
+				t.Errorf("audience %s is no client of the realm (Keycloak refuses it)", s.Audience)
+			}
+		})
+	}
+}
+
+// The Dockerfile's fixed points, which the compose file and the Kubernetes
+// manifests rely on.
+func TestDockerfile(t *testing.T) {
+	data, err := os.ReadFile(filepath.Join(repoRoot, "Dockerfile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gomod, err := os.ReadFile(filepath.Join(repoRoot, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goVersion := ""
+	for line := range strings.Lines(string(gomod)) {
+		if v, ok := strings.CutPrefix(line, "go "); ok {
+			goVersion = strings.Join(strings.SplitN(strings.TrimSpace(v), ".", 3)[:2], ".")
+		}
+	}
+	grpc, http := defaultPorts(t)
+	cases := []struct{ name, want string }{
+		{"builder-matches-go-mod", "FROM golang:" + goVersion + " AS build"},
+		{"static-trimmed-build", "CGO_ENABLED=0 go build -trimpath"},
+		{"builds-the-command", "./cmd/tokenauthz"},
+		{"distroless-nonroot", "FROM gcr.io/distroless/static-debian12:nonroot"},
+		{"runs-as-nonroot", "USER nonroot:nonroot"},
+		{"exposes-default-ports", "EXPOSE " + grpc + " " + http},
+		{"entrypoint-serve", `ENTRYPOINT ["` + strings.Join(imageEntrypoint, `", "`) + `"]`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(string(data), tc.want) {
+				t.Errorf("Dockerfile lacks %q", tc.want)
+			}
+		})
+	}
+	t.Run("dockerignore-keeps-sources", func(t *testing.T) {
+		f, err := os.Open(filepath.Join(repoRoot, ".dockerignore"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		for s := bufio.NewScanner(f); s.Scan(); {
+			pattern := strings.TrimPrefix(strings.TrimSpace(s.Text()), "/")
+			for _, need := range []string{"go.mod", "go.sum", "cmd", "config", "authz", "tokens", "scopes", "internal"} {
+				if ok, _ := filepath.Match(pattern, need); ok {
+					t.Errorf(".dockerignore pattern %q drops %s, which the build needs", s.Text(), need)
+				}
+			}
+		}
+	})
+}
