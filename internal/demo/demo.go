@@ -88,6 +88,9 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, opts Options) err
 		grpcurlBody("GET", "orders.internal", "/v1/orders/42", ""), a.GRPCAddr())
 	fmt.Fprintf(out, "grpcurl -plaintext -d '%s' %s envoy.service.auth.v3.Authorization/Check\n",
 		grpcurlBody("GET", "orders.internal", "/v1/orders/history", alice), a.GRPCAddr())
+	fmt.Fprintf(out, "curl -i -H 'X-Forwarded-Method: POST' -H 'X-Forwarded-Host: orders.internal' -H 'X-Forwarded-Uri: /v1/orders' http://%s/forward-auth\n", a.HTTPAddr())
+	fmt.Fprintf(out, "curl -i http://%s/check/v1/orders/42 -H 'Host: orders.internal'\n", a.HTTPAddr())
+	fmt.Fprintf(out, "curl -s http://%s/metrics | grep ^tokenauthz_\n", a.HTTPAddr())
 	return a.Wait(ctx)
 }
 
