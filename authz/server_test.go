@@ -236,3 +236,36 @@ func TestCheckOverGRPC(t *testing.T) {
 	}
 	assertDenied(t, resp, codes.PermissionDenied, 403, ReasonNoMatch)
 }
+
+// TestTokenEndpointComesOnlyFromConfig sends requests whose host, path and
+// headers name other token endpoints; every token request must still go to
+// the configured one.
+func TestTokenEndpointComesOnlyFromConfig(t *testing.T) {
+	var seen []tokens.Request
+	s := newServer(t, testConfig, fakeSource(func(r tokens.Request) (tokens.Token, error) {
+		seen = append(seen, r)
+		return describe(r), nil
+	}))
+	evil := map[string]string{
+		"x-forwarded-host": "evil.example", "x-original-host": "evil.example", "x-token-url": "http://evil.example/token",
+		"x-issuer": "http://evil.example/", ":authority": "evil.example", "authorization": "Bearer x",
+	}
+	for _, req := range []*authv3.CheckRequest{
+		checkReq("GET", "orders.internal", "http://evil.example/token", evil, nil),
+		checkReq("GET", "orders.internal", "/v1//evil.example/token", evil, nil),
+		checkReq("GET", "orders.internal:443", "/v1/orders/history?token_url=http://evil.example", evil, nil),
+		checkReq("GET", "evil.example", "/", evil, map[string]string{"service": "orders", "token_url": "http://evil.example/", "issuer": "http://evil.example/"}),
+	} {
+		if _, err := s.Check(context.Background(), req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(seen) == 0 {
+		t.Fatal("no token request was made: the test proves nothing")
+	}
+	for _, r := range seen {
+		if r.TokenURL != "http://127.0.0.1:1/token" || r.Issuer != "" {
+			t.Errorf("token request to issuer %q token_url %q, want only the configured token_url", r.Issuer, r.TokenURL)
+		}
+	}
+}

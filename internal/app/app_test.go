@@ -117,9 +117,7 @@ func (f *fixture) write(t *testing.T, scope string) {
 // as the IdP recorded it.
 func (f *fixture) scope(t *testing.T) string {
 	t.Helper()
-	resp, err := f.client.Check(context.Background(), &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
-		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: "orders.internal", Path: "/"},
-	}}})
+	resp, err := f.client.Check(context.Background(), checkRequest("orders.internal"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -297,4 +295,10 @@ func TestReloadRereadsSecretFile(t *testing.T) {
 	if d := f.decide(t, "orders.internal", ""); d.Reason != authz.ReasonTokenInjected {
 		t.Fatalf("after rotating the secret and reloading: %s (%s)", d.Reason, d.Message)
 	}
+}
+
+func checkRequest(host string) *authv3.CheckRequest {
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
+		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: host, Path: "/"},
+	}}}
 }
