@@ -221,6 +221,7 @@ func (b *builder) expandOK(key string, s *string) (string, bool) {
 		if !set {
 			b.fail(key, ErrEnv, "environment variable %s is not set", name)
 			ok = false
+			return ref // keep "${VAR}": no second problem about an empty value
 		}
 		return v
 	})
