@@ -44,88 +44,163 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	configPath := fs.String("config", os.Getenv("TOKENAUTHZ_CONFIG"), "config file")
-	grpcAddr := fs.String("grpc-addr", "", "gRPC listen address (overrides listen.grpc)")
-	httpAddr := fs.String("http-addr", "", "HTTP listen address (overrides listen.http)")
-	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
-	idpAddr := fs.String("idp-addr", "127.0.0.1:9400", "demo: the development OpenID provider's address")
-	method := fs.String("method", "GET", "explain: request method")
-	url := fs.String("url", "", "explain: request URL")
-	var headers, contexts multi
-	fs.Var(&headers, "header", "explain: request header 'name: value' (repeatable)")
-	fs.Var(&contexts, "context", "explain: context extension key=value (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	log, err := logger(stderr, *logLevel)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 2
-	}
-	slog.SetDefault(log) // libraries that log through slog's default (the demo IdP) use ours
-
-	switch cmd {
-	case "version":
-		fmt.Fprintln(stdout, version())
-		return 0
-	case "demo":
-		return exit(stderr, demo.Run(ctx, stdout, log, demo.Options{GRPCAddr: *grpcAddr, HTTPAddr: *httpAddr, IdPAddr: *idpAddr}))
-	}
-
-	if *configPath == "" {
-		fmt.Fprintln(stderr, "--config FILE (or TOKENAUTHZ_CONFIG) is required")
-		return 2
-	}
-	cfg, err := config.Load(*configPath)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	switch cmd {
+	c := &command{name: args[0], stdout: stdout, stderr: stderr, fs: flag.NewFlagSet(args[0], flag.ContinueOnError)}
+	c.fs.SetOutput(stderr)
+	switch c.name {
+	case "serve":
+		return c.serve(ctx, args[1:])
 	case "validate":
-		fmt.Fprintf(stdout, "%s: ok (%d services)\n", *configPath, len(cfg.Routes.Services()))
-		return 0
+		return c.validate(args[1:])
 	case "explain":
-		in, err := explain.Request{Method: *method, URL: *url, Headers: headers, Context: contexts}.Input()
-		if err != nil {
-			fmt.Fprintln(stderr, err)
+		return c.explain(args[1:])
+	case "demo":
+		return c.demo(ctx, args[1:])
+	case "version":
+		if c.parse(args[1:]) != nil {
 			return 2
 		}
-		explain.Write(stdout, cfg, in)
+		fmt.Fprintln(stdout, version())
 		return 0
-	case "serve":
-		cfg.Listen.GRPC = or(*grpcAddr, cfg.Listen.GRPC)
-		cfg.Listen.HTTP = or(*httpAddr, cfg.Listen.HTTP)
-		a, err := app.Start(ctx, cfg, log)
-		if err != nil {
-			return exit(stderr, err)
-		}
-		if err := a.WatchConfig(*configPath); err != nil {
-			log.Warn("config file not watched; SIGHUP still reloads", "err", err)
-		}
-		return exit(stderr, a.Wait(ctx))
 	}
-	fmt.Fprintf(stderr, "unknown command %q\n\n%s", cmd, usage)
+	fmt.Fprintf(stderr, "unknown command %q\n\n%s", c.name, usage)
 	return 2
 }
 
-func exit(stderr io.Writer, err error) int {
+// command is one subcommand's flags and output; each subcommand declares
+// only the flags it takes, so a misplaced flag is an error, not ignored.
+type command struct {
+	name           string
+	fs             *flag.FlagSet
+	stdout, stderr io.Writer
+	configPath     *string
+	logLevel       *string
+}
+
+func (c *command) withConfig() {
+	c.configPath = c.fs.String("config", os.Getenv("TOKENAUTHZ_CONFIG"), "config file (default $TOKENAUTHZ_CONFIG)")
+}
+
+func (c *command) withLog() {
+	c.logLevel = c.fs.String("log-level", "info", "debug, info, warn or error")
+}
+
+func (c *command) parse(args []string) error {
+	if err := c.fs.Parse(args); err != nil {
+		return err
+	}
+	if c.fs.NArg() > 0 {
+		fmt.Fprintf(c.stderr, "%s: unexpected argument %q\n", c.name, c.fs.Arg(0))
+		return errors.New("usage")
+	}
+	return nil
+}
+
+// load parses the flags and loads the config: 0 and the config, or the exit code.
+func (c *command) load(args []string) (*config.Config, int) {
+	if c.parse(args) != nil {
+		return nil, 2
+	}
+	if *c.configPath == "" {
+		fmt.Fprintln(c.stderr, "--config FILE (or TOKENAUTHZ_CONFIG) is required")
+		return nil, 2
+	}
+	cfg, err := config.Load(*c.configPath)
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return nil, 1
+	}
+	return cfg, 0
+}
+
+// logger builds the JSON logger and makes it slog's default, so libraries
+// that log through the default (the demo IdP) share its format.
+func (c *command) logger() (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(*c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", *c.logLevel, err)
+	}
+	log := slog.New(slog.NewJSONHandler(c.stderr, &slog.HandlerOptions{Level: l}))
+	slog.SetDefault(log)
+	return log, nil
+}
+
+func (c *command) serve(ctx context.Context, args []string) int {
+	c.withConfig()
+	c.withLog()
+	grpcAddr := c.fs.String("grpc-addr", "", "gRPC listen address (overrides listen.grpc)")
+	httpAddr := c.fs.String("http-addr", "", "HTTP listen address (overrides listen.http)")
+	cfg, code := c.load(args)
+	if cfg == nil {
+		return code
+	}
+	log, err := c.logger()
+	if err != nil {
+		return c.exit(err)
+	}
+	cfg.Listen.GRPC = or(*grpcAddr, cfg.Listen.GRPC)
+	cfg.Listen.HTTP = or(*httpAddr, cfg.Listen.HTTP)
+	a, err := app.Start(ctx, cfg, log)
+	if err != nil {
+		return c.exit(err)
+	}
+	if err := a.WatchConfig(*c.configPath); err != nil {
+		log.Warn("config file not watched; SIGHUP still reloads", "err", err)
+	}
+	return c.exit(a.Wait(ctx))
+}
+
+func (c *command) validate(args []string) int {
+	c.withConfig()
+	cfg, code := c.load(args)
+	if cfg == nil {
+		return code
+	}
+	fmt.Fprintf(c.stdout, "%s: ok (%d services)\n", *c.configPath, len(cfg.Routes.Services()))
+	return 0
+}
+
+func (c *command) explain(args []string) int {
+	c.withConfig()
+	method := c.fs.String("method", "GET", "request method")
+	url := c.fs.String("url", "", "request URL, e.g. https://orders.internal/v1/orders/42")
+	var headers, contexts multi
+	c.fs.Var(&headers, "header", "request header 'name: value' (repeatable)")
+	c.fs.Var(&contexts, "context", "Envoy context extension key=value: service=NAME, endpoint=NAME (repeatable)")
+	cfg, code := c.load(args)
+	if cfg == nil {
+		return code
+	}
+	in, err := explain.Request{Method: *method, URL: *url, Headers: headers, Context: contexts}.Input()
+	if err != nil {
+		fmt.Fprintln(c.stderr, err)
+		return 2
+	}
+	explain.Write(c.stdout, cfg, in)
+	return 0
+}
+
+func (c *command) demo(ctx context.Context, args []string) int {
+	c.withLog()
+	opts := demo.Options{}
+	c.fs.StringVar(&opts.GRPCAddr, "grpc-addr", "127.0.0.1:9001", "tokenauthz gRPC listen address")
+	c.fs.StringVar(&opts.HTTPAddr, "http-addr", "127.0.0.1:9002", "tokenauthz HTTP listen address")
+	c.fs.StringVar(&opts.IdPAddr, "idp-addr", "127.0.0.1:9400", "the development OpenID provider's address")
+	if c.parse(args) != nil {
+		return 2
+	}
+	log, err := c.logger()
+	if err != nil {
+		return c.exit(err)
+	}
+	return c.exit(demo.Run(ctx, c.stdout, log, opts))
+}
+
+func (c *command) exit(err error) int {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return 0
 	}
-	fmt.Fprintln(stderr, err)
+	fmt.Fprintln(c.stderr, err)
 	return 1
-}
-
-func logger(w io.Writer, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: %w", level, err)
-	}
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), nil
 }
 
 func version() string {

@@ -73,6 +73,8 @@ func TestCLI(t *testing.T) {
 		{"explain-bad-url", []string{"explain", "--config", good, "--url", "/relative"}, "", 2, []string{"want an absolute URL"}, nil},
 		{"version", []string{"version"}, "", 0, []string{"tokenauthz "}, nil},
 		{"unknown-command", []string{"frobnicate", "--config", good}, "", 2, []string{"unknown command"}, nil},
+		{"flag-of-another-command", []string{"validate", "--config", good, "--url", "http://x/"}, "", 2, []string{"flag provided but not defined: -url"}, nil},
+		{"stray-argument", []string{"validate", "--config", good, "extra"}, "", 2, []string{`unexpected argument "extra"`}, nil},
 		{"no-command", nil, "", 2, []string{"Usage:"}, nil},
 	}
 	for _, tt := range tests {

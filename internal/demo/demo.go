@@ -22,16 +22,16 @@ import (
 	"github.com/tokenauthz/tokenauthz/internal/app"
 )
 
-// Options are the demo's listen addresses; empty means the default.
+// Options are the demo's listen addresses (host:port; port 0 picks one).
 type Options struct {
-	GRPCAddr string // default 127.0.0.1:9001
-	HTTPAddr string // default 127.0.0.1:9002
-	IdPAddr  string // default 127.0.0.1:9400
+	GRPCAddr string // tokenauthz ext_authz gRPC
+	HTTPAddr string // tokenauthz HTTP: forward-auth, /check, health, metrics
+	IdPAddr  string // the development OpenID provider
 }
 
 const clientID, clientSecret = "tokenauthz", "demo-secret"
 
-// Config is the demo's configuration; %s is the IdP's issuer URL.
+// Config is the demo's configuration: listen addresses (gRPC, HTTP) and the IdP's issuer URL fill it.
 const Config = `# tokenauthz demo configuration
 listen: {grpc: %q, http: %q}
 defaults:
@@ -56,7 +56,7 @@ services:
 // Run starts the demo, prints what it does, and serves until ctx ends.
 func Run(ctx context.Context, out io.Writer, log *slog.Logger, opts Options) error {
 	idp, err := devidp.Start(ctx, devidp.Options{
-		Addr:    or(opts.IdPAddr, "127.0.0.1:9400"),
+		Addr:    opts.IdPAddr,
 		Clients: []devidp.Client{{ID: clientID, Secret: clientSecret}},
 	})
 	if err != nil {
@@ -64,7 +64,7 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, opts Options) err
 	}
 	defer idp.Close()
 
-	text := fmt.Sprintf(Config, or(opts.GRPCAddr, "127.0.0.1:9001"), or(opts.HTTPAddr, "127.0.0.1:9002"), idp.Issuer())
+	text := fmt.Sprintf(Config, opts.GRPCAddr, opts.HTTPAddr, idp.Issuer())
 	cfg, err := config.Parse("demo.yaml", []byte(text))
 	if err != nil {
 		return err
@@ -162,11 +162,4 @@ func claims(bearer string) string {
 		return "(undecodable)"
 	}
 	return fmt.Sprintf("sub=%v scope=%v aud=%v", c["sub"], c["scope"], c["aud"])
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }
