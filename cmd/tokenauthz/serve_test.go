@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -13,24 +11,9 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/tokenauthz/tokenauthz/internal/syncbuf"
 )
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestServeWithUnreachableIdPThenSIGTERM runs `serve` as a user does: it
 // starts although the issuer cannot be reached, answers 503 for checks that
@@ -42,7 +25,7 @@ defaults: {issuer: "http://127.0.0.1:1/", client_id: x, client_secret: y}
 services:
   orders: {hosts: [orders.internal], grant_type: client_credentials}
 `)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	exit := make(chan int, 1)
 	go func() { exit <- run([]string{"serve", "--config", path}, logs, logs) }()
 

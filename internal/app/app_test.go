@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -24,6 +22,8 @@ import (
 	"github.com/tokenauthz/tokenauthz/authz"
 	"github.com/tokenauthz/tokenauthz/config"
 	"github.com/tokenauthz/tokenauthz/devidp"
+
+	"github.com/tokenauthz/tokenauthz/internal/syncbuf"
 )
 
 const appConfig = `
@@ -39,29 +39,11 @@ services:
     scope: %s
 `
 
-// syncBuffer is a log sink safe for the app's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 type fixture struct {
 	app    *App
 	idp    *devidp.IdP
 	path   string
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 	client authv3.AuthorizationClient
 	conn   *grpc.ClientConn
 }
@@ -92,7 +74,7 @@ func (f *fixture) serve(t *testing.T, level slog.Level) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.logs = &syncBuffer{}
+	f.logs = &syncbuf.Buffer{}
 	f.app, err = Start(context.Background(), cfg, slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: level})))
 	if err != nil {
 		t.Fatal(err)

@@ -1,36 +1,18 @@
 package demo
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/tokenauthz/tokenauthz/internal/syncbuf"
 )
-
-// lockedBuffer lets the test read what Run writes from its goroutine.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestDemoPrintsRealInjectedTokens(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	out := &lockedBuffer{}
+	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
 		done <- Run(ctx, out, slog.New(slog.DiscardHandler), Options{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", IdPAddr: "127.0.0.1:0"})
