@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"errors"
 	"math/rand/v2"
 	"time"
 )
@@ -21,4 +22,17 @@ func backoff(n int) time.Duration {
 	}
 	half := d / 2
 	return half + rand.N(half+1)
+}
+
+// failureWindow is how long a key is not asked again after its n-th
+// consecutive failure, err: the backoff, or what the endpoint asked for with
+// Retry-After if that is longer (plus up to a tenth, so that keys told the
+// same do not return together), but never more than backoffCap, so that one
+// answer cannot keep a service denied for long.
+func failureWindow(n int, err error) time.Duration {
+	d := backoff(n)
+	if e, ok := errors.AsType[*Error](err); ok && e.RetryAfter > d {
+		d = min(e.RetryAfter+rand.N(e.RetryAfter/10+1), backoffCap)
+	}
+	return d
 }

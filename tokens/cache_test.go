@@ -204,3 +204,55 @@ func TestSourceMaxEntries(t *testing.T) {
 		t.Errorf("after expiry: %+v, want 2 entries and no new evictions", st)
 	}
 }
+
+func TestSourceBackoffHonorsRetryAfter(t *testing.T) {
+	tests := []struct {
+		name       string
+		retryAfter time.Duration
+		quiet      time.Duration // still backing off this long after the failure
+		retryAt    time.Duration // asks again by then
+	}{
+		{"longer-than-backoff-plus-jitter", 2 * time.Second, 2*time.Second - time.Millisecond, 2200 * time.Millisecond},
+		{"capped", time.Hour, backoffCap - time.Millisecond, backoffCap},
+		{"shorter-than-backoff-keeps-backoff", 10 * time.Millisecond, backoffBase/2 - time.Millisecond, backoffBase},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fetcher{clk: newClock(), ttl: time.Hour}
+			f.setErr(&Error{Class: ErrUnavailable, Status: 429, RetryAfter: tt.retryAfter})
+			s := newTestSource(f, Options{})
+			start := f.clk.Now()
+			if _, err := s.Token(context.Background(), ccRequest()); !errors.Is(err, ErrUnavailable) {
+				t.Fatalf("err = %v", err)
+			}
+			f.setErr(nil)
+			f.clk.Add(tt.quiet)
+			if _, err := s.Token(context.Background(), ccRequest()); !errors.Is(err, ErrUnavailable) || f.calls.Load() != 1 {
+				t.Fatalf("%v after the failure: err = %v, fetches = %d, want the failure again without a fetch",
+					tt.quiet, err, f.calls.Load())
+			}
+			f.clk.Add(start.Add(tt.retryAt).Sub(f.clk.Now()))
+			if got := mustToken(t, s, ccRequest()); got != "token-2" {
+				t.Errorf("%v after the failure got %q, want token-2", tt.retryAt, got)
+			}
+		})
+	}
+}
+
+func TestSourceRefreshHonorsRetryAfter(t *testing.T) {
+	f := &fetcher{clk: newClock(), ttl: 10*time.Minute + 30*time.Second} // cached 10m, refreshed from 9m
+	s := newTestSource(f, Options{})
+	mustToken(t, s, ccRequest())
+	f.setErr(&Error{Class: ErrUnavailable, Status: 503, RetryAfter: 3 * time.Second})
+	f.clk.Add(9 * time.Minute)
+	mustToken(t, s, ccRequest()) // starts a refresh, which fails
+	waitFor(t, func() bool { return f.calls.Load() == 2 && !s.lookup(Key(ccRequest())).refreshing.Load() })
+	f.clk.Add(3*time.Second - time.Millisecond)
+	if got := mustToken(t, s, ccRequest()); got != "token-1" || s.Stats().Refreshes != 1 {
+		t.Fatalf("within Retry-After: %q, %d refreshes, want token-1 and no new refresh", got, s.Stats().Refreshes)
+	}
+	f.setErr(nil)
+	f.clk.Add(400 * time.Millisecond) // past the jitter
+	mustToken(t, s, ccRequest())
+	waitFor(t, func() bool { return mustToken(t, s, ccRequest()) == "token-3" })
+}

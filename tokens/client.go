@@ -96,24 +96,34 @@ func (c *Client) Fetch(ctx context.Context, tokenURL string, r Request) (Token, 
 	if basic {
 		req.SetBasicAuth(url.QueryEscape(r.ClientID), url.QueryEscape(r.ClientSecret))
 	}
-	body, status, err := do(ctx, c.HTTP, req, c.MaxBody)
+	ans, err := do(ctx, c.HTTP, req, c.MaxBody)
 	if err != nil {
 		return Token{}, err
-	}
-	if status != http.StatusOK {
-		return Token{}, statusError(status, body, r)
 	}
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now
 	}
-	return parseToken(body, r, now())
+	if ans.status != http.StatusOK {
+		e := statusError(ans.status, ans.body, r)
+		e.RetryAfter = retryAfter(ans.header.Get("Retry-After"), now())
+		return Token{}, e
+	}
+	return parseToken(ans.body, r, now())
 }
 
-// do sends req and reads at most maxBody bytes of the answer. Errors are
-// classified: transport failures and over-size bodies are ErrUnavailable, a
-// canceled ctx wraps context.Canceled.
-func do(ctx context.Context, hc *http.Client, req *http.Request, maxBody int64) ([]byte, int, error) {
+// answer is a response as do read it.
+type answer struct {
+	status int
+	header http.Header
+	body   []byte // at most the maxBody given to do
+}
+
+// do sends req and reads at most maxBody bytes of the answer: a body
+// declared or found longer is not read further (closing it drops the
+// connection). Errors are classified: transport failures and over-size
+// bodies are ErrUnavailable, a canceled ctx wraps context.Canceled.
+func do(ctx context.Context, hc *http.Client, req *http.Request, maxBody int64) (answer, error) {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
@@ -122,18 +132,22 @@ func do(ctx context.Context, hc *http.Client, req *http.Request, maxBody int64) 
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return nil, 0, transportError(ctx, err)
+		return answer{}, transportError(ctx, err)
 	}
 	defer resp.Body.Close()
+	tooLarge := &Error{Class: ErrUnavailable, Status: resp.StatusCode,
+		Description: fmt.Sprintf("response larger than %d bytes", maxBody)}
+	if resp.ContentLength > maxBody {
+		return answer{}, tooLarge
+	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return nil, resp.StatusCode, transportError(ctx, err)
+		return answer{}, transportError(ctx, err)
 	}
 	if int64(len(body)) > maxBody {
-		return nil, resp.StatusCode, &Error{Class: ErrUnavailable, Status: resp.StatusCode,
-			Description: fmt.Sprintf("response larger than %d bytes", maxBody)}
+		return answer{}, tooLarge
 	}
-	return body, resp.StatusCode, nil
+	return answer{status: resp.StatusCode, header: resp.Header, body: body}, nil
 }
 
 func transportError(ctx context.Context, err error) error {
@@ -151,6 +165,29 @@ func transportError(ctx context.Context, err error) error {
 		err = ue.Err // the URL is the caller's; keep the message short
 	}
 	return &Error{Class: ErrUnavailable, Description: err.Error()}
+}
+
+// maxRetryAfter bounds a Retry-After value so that time arithmetic cannot
+// overflow; Source waits at most its backoff cap anyway.
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter reads a Retry-After header (RFC 9110 section 10.2.3): a number
+// of seconds or an HTTP date, taken relative to now. It is 0 when the header
+// is absent, unparsable or not in the future.
+func retryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if secs, err := strconv.ParseUint(v, 10, 64); err == nil {
+		d = time.Duration(min(secs, uint64(maxRetryAfter/time.Second))) * time.Second
+	} else if errors.Is(err, strconv.ErrRange) {
+		d = maxRetryAfter
+	} else if at, err := http.ParseTime(v); err == nil {
+		d = at.Sub(now)
+	}
+	return max(0, min(d, maxRetryAfter))
 }
 
 // oauthError is the error body of RFC 6749 section 5.2.

@@ -1,8 +1,10 @@
 package tokens
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -277,6 +279,92 @@ func TestFetchTransport(t *testing.T) {
 			_, err := (&Client{}).Fetch(tt.ctx, tt.url, ccRequest())
 			if !errors.Is(err, tt.want) {
 				t.Errorf("err = %v, want %v", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestFetchRetryAfter(t *testing.T) {
+	tests := []struct {
+		name   string
+		status int
+		header string
+		want   time.Duration
+	}{
+		{"429-seconds", 429, "2", 2 * time.Second},
+		{"503-seconds", 503, "120", 2 * time.Minute},
+		{"503-http-date", 503, testNow.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
+		{"date-in-the-past", 429, testNow.Add(-time.Minute).Format(http.TimeFormat), 0},
+		{"absent", 429, "", 0},
+		{"zero", 429, "0", 0},
+		{"negative", 429, "-5", 0},
+		{"fraction", 429, "1.5", 0},
+		{"garbage", 503, "soon", 0},
+		{"huge-is-bounded", 429, "99999999999999999999999", maxRetryAfter},
+		{"on-client-error", 400, "7", 7 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.header != "" {
+					w.Header().Set("Retry-After", tt.header)
+				}
+				w.WriteHeader(tt.status)
+			}))
+			t.Cleanup(srv.Close)
+			c := &Client{Now: func() time.Time { return testNow }}
+			_, err := c.Fetch(context.Background(), srv.URL, ccRequest())
+			e, ok := errors.AsType[*Error](err)
+			if !ok {
+				t.Fatalf("err = %v, want an *Error", err)
+			}
+			if e.RetryAfter != tt.want {
+				t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, tt.want)
+			}
+			if tt.want > 0 && !strings.Contains(err.Error(), "retry after") {
+				t.Errorf("error text %q does not say when to retry", err)
+			}
+		})
+	}
+}
+
+// TestFetchHugeBodyIsNotRead sends a 50 MB answer, with and without a
+// Content-Length: the client reads at most MaxBody of it and hangs up.
+func TestFetchHugeBodyIsNotRead(t *testing.T) {
+	const size = 50 << 20
+	tests := []struct {
+		name          string
+		declareLength bool
+	}{
+		{"content-length", true},
+		{"chunked", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			written := make(chan int64, 1)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if tt.declareLength {
+					w.Header().Set("Content-Length", fmt.Sprint(size))
+				}
+				w.WriteHeader(http.StatusOK)
+				chunk := bytes.Repeat([]byte("x"), 32<<10)
+				var n int64
+				for n < size {
+					m, err := w.Write(chunk)
+					n += int64(m)
+					if err != nil {
+						break
+					}
+				}
+				written <- n
+			}))
+			t.Cleanup(srv.Close)
+			_, err := (&Client{}).Fetch(context.Background(), srv.URL, ccRequest())
+			if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "larger than") {
+				t.Fatalf("err = %v, want ErrUnavailable for the size", err)
+			}
+			if n := <-written; n >= size {
+				t.Errorf("server wrote all %d bytes: the client read the whole body", n)
 			}
 		})
 	}

@@ -145,7 +145,7 @@ func (d *Discovery) fetch(ctx context.Context, docURL string) (string, error) {
 		return "", errors.New("invalid issuer URL")
 	}
 	req.Header.Set("Accept", "application/json")
-	body, status, err := do(ctx, d.HTTP, req, d.MaxBody)
+	ans, err := do(ctx, d.HTTP, req, d.MaxBody)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
@@ -153,13 +153,13 @@ func (d *Discovery) fetch(ctx context.Context, docURL string) (string, error) {
 		}
 		return "", fmt.Errorf("%s: %w", docURL, err)
 	}
-	if status != http.StatusOK {
-		return "", fmt.Errorf("%s: HTTP %d", docURL, status)
+	if ans.status != http.StatusOK {
+		return "", fmt.Errorf("%s: HTTP %d", docURL, ans.status)
 	}
 	var meta struct {
 		TokenEndpoint string `json:"token_endpoint"`
 	}
-	if json.Unmarshal(body, &meta) != nil {
+	if json.Unmarshal(ans.body, &meta) != nil {
 		return "", fmt.Errorf("%s: not a JSON object", docURL)
 	}
 	u, err := url.Parse(meta.TokenEndpoint)

@@ -3,6 +3,7 @@ package tokens
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Error is a failed token or discovery request. It wraps exactly one of
@@ -14,6 +15,10 @@ type Error struct {
 	Code        string // OAuth2 "error" (RFC 6749 section 5.2), if the endpoint sent one
 	Description string // OAuth2 "error_description" or what went wrong locally
 	Status      int    // HTTP status, 0 when no response was received
+	// RetryAfter is how long the endpoint asked us to wait (its
+	// Retry-After header, on a 429 or 503 typically); 0 when it did not.
+	// Source backs off at least this long, up to its backoff cap.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string {
@@ -35,6 +40,10 @@ func (e *Error) Error() string {
 	if e.Description != "" {
 		b.WriteString(": ")
 		b.WriteString(e.Description)
+	}
+	if e.RetryAfter > 0 {
+		b.WriteString(": retry after ")
+		b.WriteString(e.RetryAfter.String())
 	}
 	return b.String()
 }

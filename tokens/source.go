@@ -94,7 +94,8 @@ const failureMemory = time.Minute
 // misses for one key share one fetch, which runs detached from the callers'
 // cancellation and bounded by Options.Timeout; tokens near expiry are
 // refreshed in the background; a failing key is not asked again within a
-// backoff window (250ms doubling to 5s). Safe for concurrent use.
+// backoff window (250ms doubling to 5s, or the endpoint's Retry-After up to
+// 5s). Safe for concurrent use.
 type Source struct {
 	fetcher       Fetcher
 	discovery     *Discovery
@@ -246,7 +247,7 @@ func (s *Source) load(ctx context.Context, key string, r Request) (Token, error)
 		if prev != nil && prev.err == nil && now.Before(prev.until) {
 			// A refresh failed: serve the old token and retry later.
 			n := prev.refreshFails.Add(1)
-			prev.refreshAt.Store(now.Add(backoff(int(n))).UnixNano())
+			prev.refreshAt.Store(now.Add(failureWindow(int(n), err)).UnixNano())
 			return prev.tok, nil
 		}
 		if errors.Is(err, context.Canceled) {
@@ -256,7 +257,7 @@ func (s *Source) load(ctx context.Context, key string, r Request) (Token, error)
 		if prev != nil && prev.err != nil {
 			fails = prev.fails + 1
 		}
-		window := backoff(fails)
+		window := failureWindow(fails, err)
 		s.store(key, &entry{err: err, fails: fails, until: now.Add(window)}, window+failureMemory)
 		return Token{}, err
 	}

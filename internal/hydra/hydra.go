@@ -33,7 +33,7 @@ import (
 )
 
 const (
-	readyTimeout = 30 * time.Second
+	readyTimeout = 90 * time.Second // key generation on a loaded 2-core machine can take long
 	stopTimeout  = 10 * time.Second
 	// startAttempts covers the small window in which another process can
 	// take a port between choosing it and Hydra binding it.
