@@ -72,11 +72,32 @@ func first(vs ...string) string {
 	return ""
 }
 
-// bearer returns the token of a "Bearer <token>" Authorization value, or "".
+// bearer returns the token of an RFC 6750 "Bearer <b64token>" Authorization
+// value, or "" for anything else: another scheme, no token, or a value that
+// is not one b64token ("Bearer Bearer x", "Bearer a b", two values joined).
 func bearer(authorization string) string {
 	scheme, token, ok := strings.Cut(strings.TrimSpace(authorization), " ")
 	if !ok || !strings.EqualFold(scheme, "bearer") {
 		return ""
 	}
-	return strings.TrimSpace(token)
+	token = strings.TrimLeft(token, " ")
+	if !isB64Token(token) {
+		return ""
+	}
+	return token
+}
+
+// isB64Token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
+func isB64Token(s string) bool {
+	body := strings.TrimRight(s, "=")
+	if body == "" {
+		return false
+	}
+	for i := 0; i < len(body); i++ {
+		c := body[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~+/", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"strings"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -267,5 +268,26 @@ func TestTokenEndpointComesOnlyFromConfig(t *testing.T) {
 		if r.TokenURL != "http://127.0.0.1:1/token" || r.Issuer != "" {
 			t.Errorf("token request to issuer %q token_url %q, want only the configured token_url", r.Issuer, r.TokenURL)
 		}
+	}
+}
+
+func TestCheckRejectsMalformedBearer(t *testing.T) {
+	s := newServer(t, testConfig, fakeSource(func(r tokens.Request) (tokens.Token, error) { return describe(r), nil }))
+	for _, v := range []string{"Bearer Bearer x", "Bearer a, Bearer b", "Bearer a b", "Bearer ", "Bearer =abc", "Bearer a\x00b"} {
+		t.Run(v, func(t *testing.T) {
+			resp, err := s.Check(context.Background(), checkReq("GET", "orders.internal", "/v1/orders/history", map[string]string{"authorization": v}, nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertDenied(t, resp, codes.Unauthenticated, 401, ReasonMissingSubject)
+		})
+	}
+}
+
+func TestDenialMessageIsBounded(t *testing.T) {
+	s := newServer(t, testConfig, fakeSource(func(r tokens.Request) (tokens.Token, error) { return describe(r), nil }))
+	resp, _ := s.Check(context.Background(), checkReq("GET", "orders.internal", "/"+strings.Repeat("\xff", 1<<20), nil, nil))
+	if n := len(resp.GetDeniedResponse().GetBody()); n > 4096 {
+		t.Fatalf("denial body is %d bytes for a 1 MiB path: the message (also logged at info) echoes it unbounded", n)
 	}
 }

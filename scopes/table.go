@@ -156,12 +156,12 @@ func (t *Table) Match(r Request) (Match, error) {
 	if r.Service != "" {
 		svc = t.byName[r.Service]
 		if svc == nil {
-			return Match{}, fmt.Errorf("%w %q", ErrUnknownService, r.Service)
+			return Match{}, fmt.Errorf("%w %q", ErrUnknownService, clip(r.Service))
 		}
 	} else {
 		svc = t.byRoute(r.Host, p)
 		if svc == nil {
-			return Match{}, fmt.Errorf("%w host %q path %q", ErrNoMatch, r.Host, p)
+			return Match{}, fmt.Errorf("%w host %q path %q", ErrNoMatch, clip(r.Host), clip(p))
 		}
 	}
 	if r.Endpoint != "" {
@@ -170,7 +170,7 @@ func (t *Table) Match(r Request) (Match, error) {
 				return Match{Service: svc, Endpoint: ep}, nil
 			}
 		}
-		return Match{}, fmt.Errorf("%w %q in service %q", ErrUnknownEndpoint, r.Endpoint, svc.Name)
+		return Match{}, fmt.Errorf("%w %q in service %q", ErrUnknownEndpoint, clip(r.Endpoint), svc.Name)
 	}
 	for _, ep := range svc.Endpoints {
 		if underPrefix(p, ep.Path) && allows(ep.Methods, r.Method) {
@@ -403,4 +403,14 @@ func upper(ss []string) []string {
 		out[i] = strings.ToUpper(s)
 	}
 	return out
+}
+
+// clip bounds request text quoted in an error: errors become denial bodies
+// and log lines, which a 1 MiB path must not become.
+func clip(s string) string {
+	const max = 128
+	if len(s) <= max {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max], "") + "..."
 }

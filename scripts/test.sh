@@ -16,3 +16,10 @@ if [[ -n "$unformatted" ]]; then
 fi
 go vet ./...
 go test -race -count=1 -timeout 20m ./...
+
+# Each fuzz target briefly (go test -fuzz takes one target at a time); the
+# plain run above already replays every seed under testdata/fuzz.
+fuzztime=${FUZZTIME:-10s}
+for target in authz:FuzzCheck authz:FuzzHTTPHandler tokens:FuzzParseToken config:FuzzParse scopes:FuzzMatch; do
+	go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" "./${target%%:*}"
+done

@@ -3,6 +3,7 @@ package tokens
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -365,6 +366,36 @@ func TestFetchHugeBodyIsNotRead(t *testing.T) {
 			}
 			if n := <-written; n >= size {
 				t.Errorf("server wrote all %d bytes: the client read the whole body", n)
+			}
+		})
+	}
+}
+
+func TestFetchErrorHidesCredentialVariants(t *testing.T) {
+	const secret = "correct horse+battery/staple="
+	basic := base64.StdEncoding.EncodeToString([]byte("orders:" + url.QueryEscape(secret)))
+	tests := []struct {
+		name, subject, body, leak string
+	}{
+		{"secret-echoed-with-control-chars", "", `{"error":"invalid_client","error_description":"secret correct\thorse+battery/staple= rejected"}`, ""},
+		{"secret-echoed-form-encoded", "", `{"error":"invalid_request","error_description":"body client_secret=` + url.QueryEscape(secret) + `"}`, url.QueryEscape(secret)},
+		{"secret-echoed-in-basic-header", "", `{"error":"invalid_client","error_description":"Authorization: Basic ` + basic + `"}`, basic},
+		{"redaction-rebuilds-secret", "[redacted]", `{"error":"invalid_grant","error_description":"correctehorse+battery/staple="}`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, srv := newEndpoint(t, 400, tt.body)
+			r := ccRequest()
+			r.ClientSecret = secret
+			if tt.subject != "" {
+				r = exchangeRequest()
+				r.ClientSecret, r.SubjectToken = "[redacted]ehorse+battery/staple=", "correct"
+			}
+			_, err := (&Client{}).Fetch(context.Background(), srv.URL, r)
+			for _, s := range []string{r.ClientSecret, tt.leak} {
+				if s != "" && strings.Contains(err.Error(), s) {
+					t.Errorf("err = %v, reveals %q", err, s)
+				}
 			}
 		})
 	}

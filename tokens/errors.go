@@ -1,6 +1,8 @@
 package tokens
 
 import (
+	"encoding/base64"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -56,21 +58,44 @@ const maxTextLen = 200
 
 // sanitize makes text sent by an endpoint safe to put in an Error: printable,
 // bounded, and with the request's own credentials redacted in case the
-// endpoint echoes them.
+// endpoint echoes them, raw, form-encoded or as the Basic credentials. Control
+// characters become spaces first, so an echo with a tab for a space is still
+// found. Redaction repeats, so removing one credential cannot assemble
+// another; text still holding one after a few rounds (a credential so short
+// it is everywhere) is withheld whole.
 func sanitize(s string, r Request) string {
-	for _, secret := range []string{r.ClientSecret, r.SubjectToken} {
-		if secret != "" {
-			s = strings.ReplaceAll(s, secret, "[redacted]")
+	s = printable(s)
+	var creds []string
+	if r.ClientSecret != "" {
+		id, secret := url.QueryEscape(r.ClientID), url.QueryEscape(r.ClientSecret)
+		creds = append(creds, printable(r.ClientSecret), secret,
+			base64.StdEncoding.EncodeToString([]byte(id+":"+secret)),
+			base64.StdEncoding.EncodeToString([]byte(r.ClientSecret)))
+	}
+	if r.SubjectToken != "" {
+		creds = append(creds, printable(r.SubjectToken), url.QueryEscape(r.SubjectToken))
+	}
+	for range 3 {
+		for _, c := range creds {
+			s = strings.ReplaceAll(s, c, "[redacted]")
 		}
 	}
-	s = strings.Map(func(c rune) rune {
+	for _, c := range creds {
+		if strings.Contains(s, c) {
+			return "[withheld: it echoes a credential]"
+		}
+	}
+	if len(s) > maxTextLen {
+		s = strings.ToValidUTF8(s[:maxTextLen], "") + "..."
+	}
+	return s
+}
+
+func printable(s string) string {
+	return strings.Map(func(c rune) rune {
 		if c < 0x20 || c == 0x7f {
 			return ' '
 		}
 		return c
 	}, s)
-	if len(s) > maxTextLen {
-		s = strings.ToValidUTF8(s[:maxTextLen], "") + "..."
-	}
-	return s
 }

@@ -1,0 +1,10 @@
+package tokens
+
+import "testing"
+
+func TestSanitizeWithholdsTextFullOfAShortCredential(t *testing.T) {
+	got := sanitize("a secret a", Request{ClientSecret: "a"})
+	if got != "[withheld: it echoes a credential]" {
+		t.Fatalf("sanitize = %q", got)
+	}
+}
