@@ -88,7 +88,7 @@ func (s *Server) Decide(ctx context.Context, in Input) Decision {
 		return s.finish(refusal(ctx, in, p, err), start)
 	}
 	d := named(allow(ReasonTokenInjected, in), p)
-	d.Header, d.Value = p.Settings.Header, "Bearer "+tok.AccessToken
+	d.Header, d.Value = p.Settings.Header, tok.Bearer()
 	return s.finish(d, start)
 }
 

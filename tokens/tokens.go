@@ -41,6 +41,18 @@ type Token struct {
 	TokenType   string
 	Scope       string
 	Expiry      time.Time // zero: the endpoint sent no expires_in; the fetch time if it sent <= 0
+	bearer      string    // "Bearer " + AccessToken, built once by the client
+}
+
+// Bearer is the Authorization value that sends the token (RFC 6750):
+// "Bearer <access_token>", whatever case the endpoint wrote token_type in.
+// Tokens from Client carry it prebuilt, so a cached token is sent on every
+// check without copying it again.
+func (t Token) Bearer() string {
+	if t.bearer != "" {
+		return t.bearer
+	}
+	return "Bearer " + t.AccessToken
 }
 
 // Failure classes of a token request; an *Error wraps exactly one of them.

@@ -5,6 +5,7 @@ package metrics
 
 import (
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,17 @@ type Metrics struct {
 	tokenRequests *prometheus.CounterVec
 	tokenSeconds  *prometheus.HistogramVec
 	reloads       *prometheus.CounterVec
+	checkSeries   sync.Map // checkLabels -> checkSeries: label lookups once per series, not per check
+}
+
+type checkLabels struct {
+	reason  authz.Reason
+	service string
+}
+
+type checkSeries struct {
+	count   prometheus.Counter
+	latency prometheus.Observer
 }
 
 var (
@@ -61,14 +73,25 @@ func New(cache CacheStats) *Metrics {
 	return m
 }
 
-// ObserveCheck counts a decision and its latency.
+// ObserveCheck counts a decision and its latency. It runs on every check,
+// so each series is looked up once and kept: WithLabelValues hashes the
+// labels and takes a lock shared by all cores.
 func (m *Metrics) ObserveCheck(d authz.Decision, elapsed time.Duration) {
-	decision := "deny"
-	if d.Allowed() {
-		decision = "allow"
+	key := checkLabels{d.Reason, d.Service}
+	v, ok := m.checkSeries.Load(key)
+	if !ok {
+		decision := "deny"
+		if d.Allowed() {
+			decision = "allow"
+		}
+		v, _ = m.checkSeries.LoadOrStore(key, checkSeries{
+			count:   m.checks.WithLabelValues(decision, string(d.Reason), d.Service),
+			latency: m.checkSeconds.WithLabelValues(decision),
+		})
 	}
-	m.checks.WithLabelValues(decision, string(d.Reason), d.Service).Inc()
-	m.checkSeconds.WithLabelValues(decision).Observe(elapsed.Seconds())
+	series := v.(checkSeries)
+	series.count.Inc()
+	series.latency.Observe(elapsed.Seconds())
 }
 
 // ObserveFetch counts a token request and its latency.
