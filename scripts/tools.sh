@@ -17,8 +17,9 @@ BIN="$TOOLS_DIR/bin"
 STAMPS="$TOOLS_DIR/stamps"
 SRC="$TOOLS_DIR/src"
 
-# Later tools (ghz, grpcurl) follow the shape of install_hydra: check
-# binary and stamp, install, write the stamp.
+# The tools the tests need; installed when no names are given. Each follows
+# the shape of install_hydra: check binary and stamp, install, write the
+# stamp. Optional tools (ghz) are installed by name: scripts/tools.sh ghz.
 TOOLS=(hydra nginx caddy docker_compose)
 
 HYDRA_VERSION=v2.3.0
@@ -31,6 +32,8 @@ HYDRA_TAGS=sqlite,sqlite_omit_load_extension
 # the auth_request module, all the e2e tests need of it.
 NGINX_PACKAGE=nginx-light
 CADDY_VERSION=v2.11.9
+# ghz: gRPC load generator, for cross-checking `go run ./bench` by hand.
+GHZ_VERSION=v0.93.0
 # docker-compose v1.29 from Debian: validates docker-compose.yaml offline.
 DOCKER_COMPOSE_PACKAGE=docker-compose
 
@@ -194,6 +197,36 @@ install_docker_compose() {
 	ln -sfn "$found" "$BIN/docker-compose"
 	echo "$version" >"$STAMPS/docker_compose"
 	status=${status:-linked}
+}
+
+# ghz: built from the Go module proxy with go install. Optional: the
+# benchmark harness (go run ./bench) has its own load generator; ghz is for
+# cross-checking it by hand (see docs/benchmarks.md). A failed build leaves
+# the log tail in .tools/stamps/ghz.failed and does not stop other tools.
+install_ghz() {
+	if [[ -x "$BIN/ghz" ]] && stamp_ok ghz "$GHZ_VERSION" &&
+		[[ "$("$BIN/ghz" --version 2>&1)" == *"${GHZ_VERSION#v}"* ]]; then
+		status=cached
+		return
+	fi
+	local log="$SRC/ghz.log"
+	rm -f "$STAMPS/ghz" "$STAMPS/ghz.failed"
+	if ! (
+		export GOWORK=off GOFLAGS=-buildvcs=false GOBIN="$SRC/ghz-bin" &&
+			go install -ldflags "-X main.version=${GHZ_VERSION#v}" "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
+	) >"$log" 2>&1; then
+		tail -n 40 "$log" >&2
+		{
+			echo "go install ghz@$GHZ_VERSION failed (full log in $log):"
+			tail -n 20 "$log"
+		} >"$STAMPS/ghz.failed"
+		echo "ghz: build failed, full log in $log" >&2
+		status=failed
+		return
+	fi
+	mv "$SRC/ghz-bin/ghz" "$BIN/ghz"
+	echo "$GHZ_VERSION" >"$STAMPS/ghz"
+	status=installed
 }
 
 status= # set by each install_<name>: installed, cached, linked or failed
