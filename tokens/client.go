@@ -258,7 +258,9 @@ func parseToken(body []byte, r Request, now time.Time) (Token, error) {
 		return Token{}, &Error{Class: ErrUnavailable, Status: http.StatusOK,
 			Description: fmt.Sprintf("unsupported token_type %q", sanitize(tj.TokenType, r))}
 	}
-	t := Token{AccessToken: tj.AccessToken, TokenType: tj.TokenType, Scope: scopeString(tj.Scope), bearer: "Bearer " + tj.AccessToken}
+	// One string serves both: AccessToken is a slice of the Bearer value.
+	bearer := "Bearer " + tj.AccessToken
+	t := Token{AccessToken: bearer[len("Bearer "):], TokenType: tj.TokenType, Scope: scopeString(tj.Scope), bearer: bearer}
 	if tj.ExpiresIn.set {
 		t.Expiry = now.Add(time.Duration(tj.ExpiresIn.secs) * time.Second)
 	}
