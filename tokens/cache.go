@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"math/rand/v2"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -41,7 +42,10 @@ func (s *Source) newEntry(tok Token, r Request, now time.Time) *entry {
 	}
 	e := &entry{tok: tok, until: until}
 	if refresh && now.Before(until) {
-		at := until.Add(-s.refreshBefore)
+		// Up to a quarter of refresh_before earlier, at random: keys fetched
+		// together (a start, a burst of new users) refresh spread out, not
+		// in one burst at the IdP.
+		at := until.Add(-s.refreshBefore - rand.N(s.refreshBefore/4+1))
 		if half := now.Add(until.Sub(now) / 2); at.Before(half) {
 			at = half
 		}

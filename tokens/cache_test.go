@@ -76,13 +76,13 @@ func TestSourceRefreshAhead(t *testing.T) {
 	f := &fetcher{clk: newClock(), ttl: 10*time.Minute + 30*time.Second} // cached 10m
 	s := newTestSource(f, Options{})
 	mustToken(t, s, ccRequest())
-	f.clk.Add(8*time.Minute + 59*time.Second)
+	f.clk.Add(8*time.Minute + 44*time.Second) // the refresh jitter is at most 15s early
 	if got := mustToken(t, s, ccRequest()); got != "token-1" || s.Stats().Refreshes != 0 {
 		t.Fatalf("before refresh window: %q, %d refreshes", got, s.Stats().Refreshes)
 	}
 
 	f.gate = make(chan struct{})
-	f.clk.Add(time.Second) // 60s of cached life left
+	f.clk.Add(16 * time.Second) // 60s of cached life left
 	for range 50 {
 		if got := mustToken(t, s, ccRequest()); got != "token-1" {
 			t.Fatalf("while refreshing got %q, want the old token", got)
@@ -92,6 +92,23 @@ func TestSourceRefreshAhead(t *testing.T) {
 	waitFor(t, func() bool { return mustToken(t, s, ccRequest()) == "token-2" })
 	if n, r := f.calls.Load(), s.Stats().Refreshes; n != 2 || r != 1 {
 		t.Errorf("fetches = %d, refreshes = %d, want 2 and 1", n, r)
+	}
+}
+
+func TestRefreshPointsSpreadOverAQuarterOfRefreshBefore(t *testing.T) {
+	s := newTestSource(&fetcher{clk: newClock()}, Options{RefreshBefore: time.Minute})
+	now := testNow
+	until := now.Add(time.Hour - 30*time.Second) // an hour's token less the 30s skew
+	seen := map[int64]bool{}
+	for range 100 {
+		at := time.Unix(0, s.newEntry(Token{Expiry: now.Add(time.Hour)}, ccRequest(), now).refreshAt.Load())
+		if lead := until.Sub(at); lead < time.Minute || lead > time.Minute+15*time.Second {
+			t.Fatalf("refresh %v before expiry, want between 60s and 75s", lead)
+		}
+		seen[at.UnixNano()] = true
+	}
+	if len(seen) < 50 {
+		t.Errorf("100 entries stored together refresh at only %d distinct times", len(seen))
 	}
 }
 
