@@ -42,13 +42,15 @@ func (s *Source) newEntry(tok Token, r Request, now time.Time) *entry {
 	}
 	e := &entry{tok: tok, until: until}
 	if refresh && now.Before(until) {
-		// Up to a quarter of refresh_before earlier, at random: keys fetched
-		// together (a start, a burst of new users) refresh spread out, not
-		// in one burst at the IdP.
-		at := until.Add(-s.refreshBefore - rand.N(s.refreshBefore/4+1))
+		// Due refresh_before ahead of the end, but not before half the
+		// lifetime; then up to a quarter of the remaining span earlier, at
+		// random, so keys fetched together (a start, a burst of new users)
+		// do not all refresh in one burst at the IdP.
+		at := until.Add(-s.refreshBefore)
 		if half := now.Add(until.Sub(now) / 2); at.Before(half) {
 			at = half
 		}
+		at = at.Add(-rand.N(until.Sub(at)/4 + 1))
 		e.refreshAt.Store(at.UnixNano())
 	}
 	return e

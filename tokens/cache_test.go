@@ -112,19 +112,19 @@ func TestRefreshPointsSpreadOverAQuarterOfRefreshBefore(t *testing.T) {
 	}
 }
 
-func TestSourceRefreshNotBeforeHalfLife(t *testing.T) {
+func TestSourceRefreshNotBeforeThreeEighthsOfLife(t *testing.T) {
 	f := &fetcher{clk: newClock(), ttl: 90 * time.Second} // cached 60s, RefreshBefore 60s
 	s := newTestSource(f, Options{})
 	mustToken(t, s, ccRequest())
-	f.clk.Add(29 * time.Second)
+	f.clk.Add(22 * time.Second) // jitter moves half life (30s) at most 7.5s earlier
 	mustToken(t, s, ccRequest())
 	if r := s.Stats().Refreshes; r != 0 {
-		t.Errorf("refreshes before half life = %d", r)
+		t.Errorf("refreshes before 3/8 of the life = %d", r)
 	}
-	f.clk.Add(time.Second)
+	f.clk.Add(8 * time.Second)
 	mustToken(t, s, ccRequest())
 	if r := s.Stats().Refreshes; r != 1 {
-		t.Errorf("refreshes at half life = %d, want 1", r)
+		t.Errorf("refreshes at half life = %d, want 1 (jitter only moves it earlier)", r)
 	}
 }
 
