@@ -54,7 +54,7 @@ func issuedFor(t *testing.T, idp *devidp.IdP, token string) devidp.Issued {
 
 func TestTokenExchange(t *testing.T) {
 	idp := startDevIdP(t)
-	client := startBroker(t, fmt.Sprintf(exchangeConfig, idp.Issuer()))
+	client := startBroker(t, fmt.Sprintf(exchangeConfig, idp.Issuer())).client
 	userToken := func(user string, ttl time.Duration) string {
 		tok, err := idp.UserToken(user, ttl)
 		if err != nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -19,13 +18,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-
-	"github.com/tokenauthz/tokenauthz/config"
-	"github.com/tokenauthz/tokenauthz/internal/app"
 )
 
 // faultProxy is a reverse proxy on loopback in front of a real IdP that
@@ -340,45 +332,16 @@ func faultDrop(key string) fault {
 	return faultRewrite(func(m map[string]any) { delete(m, key) })
 }
 
-// A broker under test: the app, and a gRPC client for it.
-
-type faultBroker struct {
-	app    *app.App
-	client authv3.AuthorizationClient
-	conn   *grpc.ClientConn
-}
-
-// startFaultBroker serves yaml like startBroker, waits until its issuers are
-// discovered, and returns with stop, which the caller must call (the
-// goroutine count is taken after it).
-func startFaultBroker(t *testing.T, yaml string) (*faultBroker, func()) {
+// startFaultBroker is newBroker, waiting until its issuers are discovered.
+// The caller stops it: the goroutine count is taken after.
+func startFaultBroker(t *testing.T, yaml string) (*broker, func()) {
 	t.Helper()
-	cfg, err := config.Parse("e2e.yaml", []byte("listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}\n"+yaml))
-	if err != nil {
+	b := newBroker(t, yaml)
+	if err := waitReady(b.app.HTTPAddr(), 10*time.Second); err != nil {
+		b.stop()
 		t.Fatal(err)
 	}
-	a, err := app.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b := &faultBroker{app: a}
-	stop := func() {
-		if b.conn != nil {
-			b.conn.Close()
-		}
-		a.Shutdown()
-	}
-	b.conn, err = grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	b.client = authv3.NewAuthorizationClient(b.conn)
-	if err := waitReady(a.HTTPAddr(), 10*time.Second); err != nil {
-		stop()
-		t.Fatal(err)
-	}
-	return b, stop
+	return b, b.stop
 }
 
 // waitReady polls /readyz until the broker has discovered its issuers.

@@ -272,7 +272,7 @@ func TestTokenEndpointFaults(t *testing.T) {
 
 // startFaultPair starts a fault proxy in front of h and a broker that uses
 // it as issuer, discovery done. stop stops both, broker first.
-func startFaultPair(t *testing.T, h *hydra.Hydra) (*faultProxy, *faultBroker, func()) {
+func startFaultPair(t *testing.T, h *hydra.Hydra) (*faultProxy, *broker, func()) {
 	t.Helper()
 	proxy, stopProxy := startFaultProxy(t, h.Issuer())
 	broker, stopBroker := startFaultBroker(t, fmt.Sprintf(faultConfig, proxy.url+"/"))

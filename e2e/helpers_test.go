@@ -6,7 +6,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
 	"strings"
 	"testing"
@@ -20,25 +19,45 @@ import (
 	"github.com/tokenauthz/tokenauthz/internal/app"
 )
 
-// startBroker serves the YAML config on free loopback ports and returns a
-// gRPC ext_authz client for it.
-func startBroker(t *testing.T, yaml string) authv3.AuthorizationClient {
+// broker is a tokenauthz under test, wired by internal/app as `serve`
+// wires it, with a gRPC ext_authz client.
+type broker struct {
+	app    *app.App
+	client authv3.AuthorizationClient
+	conn   *grpc.ClientConn
+}
+
+// newBroker serves the YAML config on free loopback ports. The caller
+// stops it (tests that count goroutines stop it before counting).
+func newBroker(t *testing.T, yaml string) *broker {
 	t.Helper()
 	cfg, err := config.Parse("e2e.yaml", []byte("listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}\n"+yaml))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := app.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(a.Shutdown)
 	conn, err := grpc.NewClient(a.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
+		a.Shutdown()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { conn.Close() })
-	return authv3.NewAuthorizationClient(conn)
+	return &broker{app: a, client: authv3.NewAuthorizationClient(conn), conn: conn}
+}
+
+func (b *broker) stop() {
+	b.conn.Close()
+	b.app.Shutdown()
+}
+
+// startBroker is newBroker stopped at the end of the test.
+func startBroker(t *testing.T, yaml string) *broker {
+	t.Helper()
+	b := newBroker(t, yaml)
+	t.Cleanup(b.stop)
+	return b
 }
 
 // request builds a CheckRequest like Envoy's for method host path.

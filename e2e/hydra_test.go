@@ -46,7 +46,7 @@ func TestHydraClientCredentials(t *testing.T) {
 	h := hydra.Start(t)
 	h.CreateClient(t, hydra.Client{ID: "tokenauthz", Secret: "hydra-secret", Scopes: []string{"orders.read", "orders.write"}})
 	h.CreateClient(t, hydra.Client{ID: "poster", Secret: "poster-secret", Scopes: []string{"orders.read", "orders.write"}, AuthMethod: "client_secret_post"})
-	client := startBroker(t, fmt.Sprintf(hydraConfig, h.Issuer(), closedURL(t)))
+	client := startBroker(t, fmt.Sprintf(hydraConfig, h.Issuer(), closedURL(t))).client
 
 	t.Run("200-concurrent-cold-checks-make-one-token-request-for-the-service-scope", func(t *testing.T) {
 		var wg sync.WaitGroup

@@ -65,7 +65,7 @@ type forwardAuthProxy struct {
 // client's, and denials must reach the client with our status and body.
 func TestForwardAuthProxies(t *testing.T) {
 	idp := startDevIdP(t)
-	broker := startHTTPBroker(t, fmt.Sprintf(proxyConfig, idp.Issuer(), closedURL(t)))
+	broker := startBroker(t, fmt.Sprintf(proxyConfig, idp.Issuer(), closedURL(t))).app
 	up := startUpstream(t)
 	for _, p := range []forwardAuthProxy{
 		{name: "nginx-auth-request", start: startNginx, keepsCallerAuth: true},

@@ -1,11 +1,9 @@
 package e2e
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,9 +16,6 @@ import (
 	"testing"
 	"text/template"
 	"time"
-
-	"github.com/tokenauthz/tokenauthz/config"
-	"github.com/tokenauthz/tokenauthz/internal/app"
 )
 
 const (
@@ -29,22 +24,6 @@ const (
 	// between our choosing it and the proxy binding it.
 	proxyStartAttempts = 3
 )
-
-// startHTTPBroker serves the YAML config on free loopback ports, like
-// startBroker, and returns the app for its HTTP address.
-func startHTTPBroker(t *testing.T, yaml string) *app.App {
-	t.Helper()
-	cfg, err := config.Parse("e2e.yaml", []byte("listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}\n"+yaml))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.Start(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Shutdown)
-	return a
-}
 
 // upstream is a backend on loopback that records the requests it got.
 type upstream struct {

@@ -15,6 +15,7 @@ if [[ -n "$unformatted" ]]; then
 	exit 1
 fi
 go vet ./...
+go mod tidy -diff # go.mod and go.sum say exactly what the code imports
 go test -race -count=1 -timeout 20m ./...
 
 # Each fuzz target briefly (go test -fuzz takes one target at a time); the
