@@ -54,16 +54,12 @@ func coldCmd(ctx context.Context, args []string, out io.Writer) error {
 		*bound = max(*users/2, 1)
 	}
 	m := describeMachine(ctx)
-	bins, err := buildBinaries(ctx, out)
+	stk, err := startStack(ctx, out, time.Hour)
 	if err != nil {
 		return err
 	}
-	defer bins.Close()
-	idpProc, idp, err := startIdP(ctx, bins, time.Hour)
-	if err != nil {
-		return err
-	}
-	defer idpProc.Stop()
+	defer stk.Close()
+	idp := stk.idp
 	start := time.Now()
 	toks, err := idp.UserTokens(ctx, "cold", *users+1, 2*time.Hour)
 	if err != nil {

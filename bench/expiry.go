@@ -49,20 +49,13 @@ func expiryCmd(ctx context.Context, args []string, out io.Writer) error {
 		return errUsage
 	}
 	m := describeMachine(ctx)
-	if err := niceSelf(*nice); err != nil {
-		fmt.Fprintf(out, "warning: %v; running at the current priority\n", err)
-		*nice = 0
-	}
-	bins, err := buildBinaries(ctx, out)
+	lowerPriority(out, nice)
+	stk, err := startStack(ctx, out, *ttl)
 	if err != nil {
 		return err
 	}
-	defer bins.Close()
-	idpProc, idp, err := startIdP(ctx, bins, *ttl)
-	if err != nil {
-		return err
-	}
-	defer idpProc.Stop()
+	defer stk.Close()
+	bins, idp := stk.bins, stk.idp
 	toks, err := idp.UserTokens(ctx, "exp", *users, 2*time.Hour)
 	if err != nil {
 		return err

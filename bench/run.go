@@ -85,21 +85,13 @@ func runCmd(ctx context.Context, args []string, out io.Writer) error {
 	if err := pinSelf(ctx, o.clientCPUs); err != nil {
 		return err
 	}
-	if err := niceSelf(o.nice); err != nil {
-		fmt.Fprintf(out, "warning: %v; running at the current priority\n", err)
-		o.nice = 0
-	}
-	bins, err := buildBinaries(ctx, out)
+	lowerPriority(out, &o.nice)
+	stk, err := startStack(ctx, out, time.Hour)
 	if err != nil {
 		return err
 	}
-	defer bins.Close()
-
-	idpProc, idp, err := startIdP(ctx, bins, time.Hour)
-	if err != nil {
-		return err
-	}
-	defer idpProc.Stop()
+	defer stk.Close()
+	bins, idp := stk.bins, stk.idp
 	users, err := idp.UserTokens(ctx, "user", o.users, 2*time.Hour)
 	if err != nil {
 		return err
@@ -163,7 +155,7 @@ func runCmd(ctx context.Context, args []string, out io.Writer) error {
 			order = []target{targets[1], targets[0]}
 		}
 		for _, t := range order {
-			meas, err := measure(ctx, o, t.s, t.c, reqs, round+1, idpProc.Pid(), ta.proc.Pid(), fl.proc.Pid())
+			meas, err := measure(ctx, o, t.s, t.c, reqs, round+1, stk.idpProc.Pid(), ta.proc.Pid(), fl.proc.Pid())
 			if err != nil {
 				return err
 			}

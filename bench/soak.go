@@ -63,20 +63,13 @@ func soakCmd(ctx context.Context, args []string, out io.Writer) error {
 		*warmup = min(*duration/5, time.Minute)
 	}
 	m := describeMachine(ctx)
-	if err := niceSelf(*nice); err != nil {
-		fmt.Fprintf(out, "warning: %v; running at the current priority\n", err)
-		*nice = 0
-	}
-	bins, err := buildBinaries(ctx, out)
+	lowerPriority(out, nice)
+	stk, err := startStack(ctx, out, *ttl)
 	if err != nil {
 		return err
 	}
-	defer bins.Close()
-	idpProc, idp, err := startIdP(ctx, bins, *ttl)
-	if err != nil {
-		return err
-	}
-	defer idpProc.Stop()
+	defer stk.Close()
+	bins, idp := stk.bins, stk.idp
 	population := *users + int(*duration / *shift) + 1
 	toks, err := idp.UserTokens(ctx, "soak", population, *duration+2*time.Hour)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -42,6 +43,43 @@ var defaultCache = cacheOpts{skew: 30 * time.Second, refreshBefore: 60 * time.Se
 
 func configText(grpcAddr, httpAddr, issuer string, c cacheOpts) string {
 	return fmt.Sprintf(benchConfig, grpcAddr, httpAddr, c.skew, c.refreshBefore, c.maxEntries, issuer, idpClientID, idpClientSecret)
+}
+
+// stack is what every subcommand runs on: the built binaries and the IdP
+// process.
+type stack struct {
+	bins    *binaries
+	idpProc *proc
+	idp     *idpClient
+}
+
+// startStack builds the binaries and starts the IdP, issuing tokens that
+// live ttl.
+func startStack(ctx context.Context, out io.Writer, ttl time.Duration) (*stack, error) {
+	bins, err := buildBinaries(ctx, out)
+	if err != nil {
+		return nil, err
+	}
+	idpProc, idp, err := startIdP(ctx, bins, ttl)
+	if err != nil {
+		bins.Close()
+		return nil, err
+	}
+	return &stack{bins: bins, idpProc: idpProc, idp: idp}, nil
+}
+
+func (s *stack) Close() {
+	s.idpProc.Stop()
+	s.bins.Close()
+}
+
+// lowerPriority runs the rest of the program at nice (see niceSelf); when
+// it cannot, it says so and sets *nice to 0, the priority in effect.
+func lowerPriority(out io.Writer, nice *int) {
+	if err := niceSelf(*nice); err != nil {
+		fmt.Fprintf(out, "warning: %v; running at the current priority\n", err)
+		*nice = 0
+	}
 }
 
 // startIdP runs `bench idp` as a process issuing tokens that live ttl.
