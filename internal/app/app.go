@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -77,7 +78,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 	a.Source = tokens.NewSource(tokens.Options{
 		Fetcher:       &tokens.Client{HTTP: idp},
 		Discovery:     a.discovery,
-		Observer:      a.metrics,
+		Observer:      fetchLog{log: log.With("component", "tokens"), next: a.metrics},
 		ExpirySkew:    cfg.Cache.ExpirySkew,
 		RefreshBefore: cfg.Cache.RefreshBefore,
 		MaxEntries:    cfg.Cache.MaxEntries,
@@ -162,6 +163,25 @@ func idpTransport(roots *x509.CertPool) *http.Transport {
 	t.MaxIdleConnsPerHost = 64
 	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	return t
+}
+
+// fetchLog logs every token request at info (they are rare next to checks,
+// and the first thing to look at when checks are denied), then passes it on.
+type fetchLog struct {
+	log  *slog.Logger
+	next tokens.Observer
+}
+
+func (f fetchLog) ObserveFetch(r tokens.Request, outcome string, elapsed time.Duration) {
+	f.log.LogAttrs(context.Background(), slog.LevelInfo, "token request",
+		slog.String("service", r.Service),
+		slog.String("grant", r.GrantType),
+		slog.String("client_id", r.ClientID),
+		slog.String("scope", strings.Join(r.Scope, " ")),
+		slog.String("outcome", outcome),
+		slog.Duration("latency", elapsed),
+	)
+	f.next.ObserveFetch(r, outcome, elapsed)
 }
 
 // Issuers lists the issuers whose token endpoint must be discovered.

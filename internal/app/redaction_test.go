@@ -59,7 +59,7 @@ func TestNoCredentialInLogsMetricsOrDenials(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{`"reason":"token_injected"`, `"reason":"subject_token_rejected"`, `"reason":"client_config_rejected"`} {
+	for _, want := range []string{`"reason":"token_injected"`, `"reason":"subject_token_rejected"`, `"reason":"client_config_rejected"`, `"msg":"token request"`} {
 		if !strings.Contains(f.logs.String(), want) {
 			t.Errorf("logs lack %s: the scan saw less than it should", want)
 		}
