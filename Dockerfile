@@ -13,7 +13,13 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags="-s -w" -o /out/tokenauthz ./cmd/tokenauthz
+# .git is not in the build context: pass what `tokenauthz version` shows,
+#   docker build --build-arg VERSION=$(git describe --always) --build-arg COMMIT=$(git rev-parse HEAD) .
+ARG VERSION=""
+ARG COMMIT=""
+RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
+    -ldflags="-s -w -X main.buildVersion=${VERSION} -X main.buildCommit=${COMMIT}" \
+    -o /out/tokenauthz ./cmd/tokenauthz
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/tokenauthz /tokenauthz

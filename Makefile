@@ -4,8 +4,11 @@ GO ?= go
 help: ## list targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
-build: ## build ./tokenauthz
-	$(GO) build -o tokenauthz ./cmd/tokenauthz
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+
+build: ## build ./tokenauthz, stamped with version and commit
+	$(GO) build -ldflags "-X main.buildVersion=$(VERSION) -X main.buildCommit=$(COMMIT)" -o tokenauthz ./cmd/tokenauthz
 
 demo: ## run the demo (development IdP + tokenauthz + sample checks)
 	$(GO) run ./cmd/tokenauthz demo

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -11,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -203,23 +205,41 @@ func (c *command) exit(err error) int {
 	return 1
 }
 
+// Build stamps for builds where Go cannot read VCS information itself (a
+// docker build without .git, GOFLAGS=-buildvcs=false):
+//
+//	go build -ldflags "-X main.buildVersion=v1.2.3 -X main.buildCommit=$(git rev-parse HEAD)"
+//
+// `make build` and the Dockerfile set them.
+var buildVersion, buildCommit string
+
+// version names the module version, the commit and the Go version: from the
+// build info, else from the build stamps.
 func version() string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
-		return "tokenauthz (unknown version)"
+		info = &debug.BuildInfo{}
 	}
-	v := "tokenauthz " + info.Main.Version
+	ver, commit, modified := info.Main.Version, buildCommit, false
+	if buildVersion != "" {
+		ver = buildVersion
+	}
 	for _, s := range info.Settings {
 		switch s.Key {
 		case "vcs.revision":
-			v += " commit " + s.Value
+			commit = s.Value
 		case "vcs.modified":
-			if s.Value == "true" {
-				v += " (modified)"
-			}
+			modified = s.Value == "true"
 		}
 	}
-	return v + " " + info.GoVersion
+	v := "tokenauthz " + cmp.Or(ver, "(unknown version)")
+	if commit != "" {
+		v += " commit " + commit
+	}
+	if modified {
+		v += " (modified)"
+	}
+	return v + " " + cmp.Or(info.GoVersion, runtime.Version())
 }
 
 type multi []string

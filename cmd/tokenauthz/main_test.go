@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -96,5 +97,23 @@ func TestCLI(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestVersionOfABuiltBinary builds tokenauthz as `make build` does and runs
+// `version`: the stamped version and commit must show.
+func TestVersionOfABuiltBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "tokenauthz")
+	build := exec.Command("go", "build", "-o", bin,
+		"-ldflags", "-X main.buildVersion=v9.8.7 -X main.buildCommit=0123abcd", ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").CombinedOutput()
+	if err != nil {
+		t.Fatalf("version: %v\n%s", err, out)
+	}
+	if got := string(out); !strings.HasPrefix(got, "tokenauthz v9.8.7 commit ") || !strings.Contains(got, " go1.") {
+		t.Fatalf("version printed %q", got)
 	}
 }
