@@ -13,6 +13,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tokenauthz/tokenauthz/config"
+
+	"github.com/tokenauthz/tokenauthz/internal/testtools"
 )
 
 const (
@@ -21,27 +23,8 @@ const (
 	exampleDir  = "examples/compose"
 )
 
-// composeBinary finds Debian's docker-compose (scripts/tools.sh
-// docker_compose): skips without it, fails under TOKENAUTHZ_E2E=1.
-func composeBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := filepath.Abs(filepath.Join(repoRoot, ".tools/bin/docker-compose")); err == nil {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("docker-compose"); err == nil {
-		return p
-	}
-	if os.Getenv("TOKENAUTHZ_E2E") == "1" {
-		t.Fatal("docker-compose not found: run scripts/tools.sh docker_compose")
-	}
-	t.Skip("docker-compose not found (scripts/tools.sh docker_compose installs it)")
-	return ""
-}
-
 func TestDockerComposeConfigIsValid(t *testing.T) {
-	cmd := exec.Command(composeBinary(t), "-f", composeFile, "config", "-q")
+	cmd := exec.Command(testtools.Path(t, "docker-compose", "TOKENAUTHZ_DOCKER_COMPOSE"), "-f", composeFile, "config", "-q")
 	cmd.Dir = repoRoot
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("docker-compose config -q: %v\n%s", err, out)

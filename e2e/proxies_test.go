@@ -225,7 +225,7 @@ func send(t *testing.T, proxyURL, host, uri string, headers map[string]string) (
 // startNginx runs examples/nginx/nginx.conf in the foreground, as one
 // process, with everything under a temporary prefix.
 func startNginx(t *testing.T, authz, upstream string) string {
-	bin := proxyBinary(t, "nginx", "TOKENAUTHZ_NGINX", []string{"/usr/sbin/nginx"}, nil)
+	bin := proxyBinary(t, "nginx", "TOKENAUTHZ_NGINX", nil)
 	return startProxy(t, "nginx", func(t *testing.T, dir string, port int) *exec.Cmd {
 		conf := filepath.Join(dir, "nginx.conf")
 		renderTemplate(t, filepath.Join(repoRoot(t), "examples", "nginx", "nginx.conf"), conf, struct{ Listen, Tokenauthz, Upstream string }{
@@ -247,7 +247,7 @@ func startCaddy(t *testing.T, authz, upstream string) string {
 		}
 		return "caddy could not be built by scripts/tools.sh, skipping: " + string(b)
 	}
-	bin := proxyBinary(t, "caddy", "TOKENAUTHZ_CADDY", nil, failed)
+	bin := proxyBinary(t, "caddy", "TOKENAUTHZ_CADDY", failed)
 	return startProxy(t, "caddy", func(t *testing.T, dir string, port int) *exec.Cmd {
 		conf := filepath.Join(dir, "Caddyfile")
 		renderTemplate(t, filepath.Join(repoRoot(t), "examples", "caddy", "Caddyfile"), conf, struct {

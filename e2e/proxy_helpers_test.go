@@ -16,6 +16,8 @@ import (
 	"testing"
 	"text/template"
 	"time"
+
+	"github.com/tokenauthz/tokenauthz/internal/testtools"
 )
 
 const (
@@ -66,36 +68,17 @@ func repoRoot(t *testing.T) string {
 	return root
 }
 
-// proxyBinary finds a proxy installed by scripts/tools.sh: $env, then
-// .tools/bin, PATH and the extra paths. Without it the test skips, or fails
-// when TOKENAUTHZ_E2E=1; skip, when set, explains why skipping is right
-// even then (a tool that could not be built).
-func proxyBinary(t *testing.T, name, env string, extra []string, skip func() string) string {
+// proxyBinary finds a proxy installed by scripts/tools.sh (see
+// testtools.Path); skip, when set, explains why skipping is right even under
+// TOKENAUTHZ_E2E=1 (a tool that could not be built here).
+func proxyBinary(t *testing.T, name, env string, skip func() string) string {
 	t.Helper()
-	if p := os.Getenv(env); p != "" {
-		return p
-	}
-	candidates := []string{filepath.Join(repoRoot(t), ".tools", "bin", name)}
-	if p, err := exec.LookPath(name); err == nil {
-		candidates = append(candidates, p)
-	}
-	candidates = append(candidates, extra...)
-	for _, p := range candidates {
-		if fi, err := os.Stat(p); err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0 {
-			return p
-		}
-	}
-	if skip != nil {
+	if _, err := testtools.Find(name, env); err != nil && skip != nil {
 		if why := skip(); why != "" {
 			t.Skip(why)
 		}
 	}
-	msg := fmt.Sprintf("%s not found in $%s, .tools/bin or PATH: run scripts/tools.sh %s", name, env, name)
-	if os.Getenv("TOKENAUTHZ_E2E") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return testtools.Path(t, name, env)
 }
 
 // renderTemplate fills the template file src with data into dst.

@@ -20,7 +20,7 @@ SRC="$TOOLS_DIR/src"
 # The tools the tests need; installed when no names are given. Each follows
 # the shape of install_hydra: check binary and stamp, install, write the
 # stamp. Optional tools (ghz) are installed by name: scripts/tools.sh ghz.
-TOOLS=(hydra nginx caddy docker_compose)
+TOOLS=(hydra nginx caddy docker_compose grpcurl)
 
 HYDRA_VERSION=v2.3.0
 # Hydra v2.3.0 needs Ory's fork of pop; the go.mod of hydra replaces it, but
@@ -32,6 +32,9 @@ HYDRA_TAGS=sqlite,sqlite_omit_load_extension
 # the auth_request module, all the e2e tests need of it.
 NGINX_PACKAGE=nginx-light
 CADDY_VERSION=v2.11.9
+# grpcurl: the gRPC command line client the README and the demo tell users
+# to try; e2e tests run those very commands against a live server.
+GRPCURL_VERSION=v1.9.3
 # ghz: gRPC load generator, for cross-checking `go run ./bench` by hand.
 GHZ_VERSION=v0.93.0
 # docker-compose v1.29 from Debian: validates docker-compose.yaml offline.
@@ -197,6 +200,26 @@ install_docker_compose() {
 	ln -sfn "$found" "$BIN/docker-compose"
 	echo "$version" >"$STAMPS/docker_compose"
 	status=${status:-linked}
+}
+
+# grpcurl: built from the Go module proxy with go install.
+install_grpcurl() {
+	if [[ -x "$BIN/grpcurl" ]] && stamp_ok grpcurl "$GRPCURL_VERSION"; then
+		status=cached
+		return
+	fi
+	local log="$SRC/grpcurl.log"
+	rm -f "$STAMPS/grpcurl"
+	if ! (
+		export GOWORK=off GOFLAGS=-buildvcs=false GOBIN="$BIN" &&
+			go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+	) >"$log" 2>&1; then
+		tail -n 40 "$log" >&2
+		echo "grpcurl: build failed, full log in $log" >&2
+		exit 1
+	fi
+	echo "$GRPCURL_VERSION" >"$STAMPS/grpcurl"
+	status=installed
 }
 
 # ghz: built from the Go module proxy with go install. Optional: the

@@ -3,11 +3,15 @@ package demo
 import (
 	"context"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tokenauthz/tokenauthz/internal/syncbuf"
+	"github.com/tokenauthz/tokenauthz/internal/testtools"
 )
 
 func TestDemoPrintsRealInjectedTokens(t *testing.T) {
@@ -17,13 +21,7 @@ func TestDemoPrintsRealInjectedTokens(t *testing.T) {
 	go func() {
 		done <- Run(ctx, out, slog.New(slog.DiscardHandler), Options{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", IdPAddr: "127.0.0.1:0"})
 	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for !strings.Contains(out.String(), "try it yourself") {
-		if time.Now().After(deadline) {
-			t.Fatalf("demo did not finish its checks:\n%s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForOutput(t, out, "try it yourself")
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run: %v", err)
@@ -40,5 +38,51 @@ func TestDemoPrintsRealInjectedTokens(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
 		}
+	}
+}
+
+// TestDemoGrpcurlLinesWork runs the grpcurl commands the demo prints, as a
+// user pasting them would: through a shell, with the real grpcurl.
+func TestDemoGrpcurlLinesWork(t *testing.T) {
+	grpcurl := testtools.Path(t, "grpcurl", "TOKENAUTHZ_GRPCURL")
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncbuf.Buffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- Run(ctx, out, slog.New(slog.DiscardHandler), Options{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", IdPAddr: "127.0.0.1:0"})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	waitForOutput(t, out, "try it yourself")
+
+	var lines []string
+	for _, line := range strings.Split(out.String(), "\n") {
+		if strings.HasPrefix(line, "grpcurl ") {
+			lines = append(lines, line)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("want 2 grpcurl lines, got %d:\n%s", len(lines), out.String())
+	}
+	for _, line := range lines {
+		cmd := exec.Command("bash", "-c", line)
+		cmd.Env = append(os.Environ(), "PATH="+filepath.Dir(grpcurl)+":"+os.Getenv("PATH"))
+		got, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s\n%v\n%s", line[:60], err, got)
+		}
+		if !strings.Contains(string(got), `"okResponse"`) || !strings.Contains(string(got), `"value": "Bearer ey`) {
+			t.Errorf("grpcurl answered without an injected token:\n%s", got)
+		}
+	}
+}
+
+func waitForOutput(t *testing.T, out *syncbuf.Buffer, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(out.String(), want) {
+		if time.Now().After(deadline) {
+			t.Fatalf("demo did not print %q:\n%s", want, out.String())
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -30,6 +30,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/tokenauthz/tokenauthz/internal/testtools"
 )
 
 const (
@@ -75,13 +77,7 @@ type Introspection struct {
 // the first token request is as fast as later ones.
 func Start(t testing.TB) *Hydra {
 	t.Helper()
-	bin, err := binary()
-	if err != nil {
-		if os.Getenv("TOKENAUTHZ_E2E") == "1" {
-			t.Fatal(err)
-		}
-		t.Skip(err)
-	}
+	bin := testtools.Path(t, "hydra", "TOKENAUTHZ_HYDRA")
 
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.Proxy = nil // everything is on loopback
@@ -315,36 +311,6 @@ func (h *Hydra) adminCall(t testing.TB, method, path, contentType string, body i
 			t.Fatalf("hydra: %s %s: decode reply: %v", method, path, err)
 		}
 	}
-}
-
-// binary finds the Hydra binary: $TOKENAUTHZ_HYDRA, else .tools/bin/hydra
-// in the repository that holds the working directory.
-func binary() (string, error) {
-	if p := os.Getenv("TOKENAUTHZ_HYDRA"); p != "" {
-		if _, err := os.Stat(p); err != nil {
-			return "", fmt.Errorf("hydra: TOKENAUTHZ_HYDRA: %w (unset it and run scripts/tools.sh)", err)
-		}
-		return p, nil
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("hydra: no go.mod above the working directory; run scripts/tools.sh or set TOKENAUTHZ_HYDRA")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, ".tools", "bin", "hydra")
-	if _, err := os.Stat(p); err != nil {
-		return "", fmt.Errorf("hydra: no binary at %s: run scripts/tools.sh", p)
-	}
-	return p, nil
 }
 
 // freePorts returns n distinct loopback ports that were free a moment ago.
