@@ -4,10 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
-	"path"
 	"slices"
 	"strings"
-	"unicode/utf8"
 )
 
 // Matching errors; callers branch on them with errors.Is.
@@ -215,186 +213,11 @@ func allows(methods []string, m string) bool {
 	return len(methods) == 0 || slices.ContainsFunc(methods, func(x string) bool { return strings.EqualFold(x, m) })
 }
 
-// cleanPath drops the query and fragment, normalises percent-encoding and
-// resolves dot segments (RFC 3986 6.2.2), so "/v1/orders/../admin" and
-// "/v1/orders/%2e%2e/admin" cannot borrow the orders endpoint's settings.
-// Escapes of reserved bytes stay encoded: "%2F" is not a segment boundary.
-func cleanPath(p string) string {
-	if i := strings.IndexAny(p, "?#"); i >= 0 {
-		p = p[:i]
-	}
-	p = normEscapes(p)
-	if p == "" || p[0] != '/' {
-		p = "/" + p
-	}
-	return path.Clean(p)
-}
-
-// cleanPrefix normalises a configured prefix: "", "/" and "/v1/" become "" , "" and "/v1".
-func cleanPrefix(p string) string {
-	p = cleanPath(p)
-	if p == "/" {
-		return ""
-	}
-	return p
-}
-
-// joinPath appends an endpoint path to a cleaned service prefix. The endpoint
-// path is resolved on its own first, so "/../admin" cannot climb out of the
-// prefix: an endpoint's path is always under its service's prefix.
-func joinPath(prefix, p string) string {
-	return cleanPrefix(prefix + cleanPath(p))
-}
-
-// normEscapes normalises percent-encoding (RFC 3986 6.2.2.1-2): escapes of
-// unreserved characters (ALPHA, DIGIT, "-", ".", "_", "~") are decoded, other
-// escapes get uppercase hex digits ("%2f" is "%2F") and stay encoded, and a
-// "%" that starts no escape becomes "%25". Decoding stray "%"s as is would let
-// "%7%30" become "%70", a new escape: this way the result is stable,
-// normEscapes(normEscapes(p)) == normEscapes(p). It allocates only when it
-// changes p.
-func normEscapes(p string) string {
-	i := strings.IndexByte(p, '%')
-	if i < 0 {
-		return p
-	}
-	var b []byte // nil while p is unchanged
-	for ; i < len(p); i++ {
-		if p[i] != '%' {
-			if b != nil {
-				b = append(b, p[i])
-			}
-			continue
-		}
-		var c byte
-		ok := false
-		if i+2 < len(p) {
-			c, ok = unhex(p[i+1], p[i+2])
-		}
-		var buf [3]byte
-		var out []byte
-		in := p[i : i+1]
-		switch {
-		case ok && unreserved(c):
-			buf[0] = c
-			out, in = buf[:1], p[i:i+3]
-		case ok:
-			buf = [3]byte{'%', upperHex[c>>4], upperHex[c&15]}
-			out, in = buf[:], p[i:i+3]
-		default:
-			buf = [3]byte{'%', '2', '5'}
-			out = buf[:]
-		}
-		if b == nil && string(out) != in {
-			b = append(make([]byte, 0, len(p)+8), p[:i]...)
-		}
-		if b != nil {
-			b = append(b, out...)
-		}
-		i += len(in) - 1
-	}
-	if b == nil {
-		return p
-	}
-	return string(b)
-}
-
-const upperHex = "0123456789ABCDEF"
-
-func unhex(h, l byte) (byte, bool) {
-	hi, ok1 := hexVal(h)
-	lo, ok2 := hexVal(l)
-	return hi<<4 | lo, ok1 && ok2
-}
-
-func hexVal(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
-func unreserved(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
-		c == '-' || c == '.' || c == '_' || c == '~'
-}
-
-// normHost lowercases a host or authority and brackets a bare IPv6 literal
-// ("::1" becomes "[::1]"), so configured and requested hosts compare equal.
-func normHost(h string) string {
-	return string(appendHost(nil, h))
-}
-
-// appendHost appends normHost(h) to dst.
-func appendHost(dst []byte, h string) []byte {
-	if strings.IndexFunc(h, func(r rune) bool { return r >= utf8.RuneSelf }) >= 0 {
-		h = strings.ToLower(h) // rare: not a valid host, but compare as before
-	}
-	bare6 := len(h) > 0 && h[0] != '[' && strings.Count(h, ":") > 1
-	if bare6 {
-		dst = append(dst, '[')
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		dst = append(dst, c)
-	}
-	if bare6 {
-		dst = append(dst, ']')
-	}
-	return dst
-}
-
 func hasMethods(e *Endpoint) int {
 	if len(e.Methods) > 0 {
 		return 1
 	}
 	return 0
-}
-
-// splitHostPort splits "host:port", "[v6]:port", "host" and "[v6]".
-func splitHostPort(h string) (host, port string) {
-	nameEnd, portStart := hostPortIndex(h)
-	if portStart < 0 {
-		return h[:nameEnd], ""
-	}
-	return h[:nameEnd], h[portStart:]
-}
-
-// hostPortIndex finds where the name ends and the port starts (-1: no port)
-// in "host:port", "[v6]:port", "host", "[v6]" or a bare IPv6 literal.
-func hostPortIndex[S ~string | ~[]byte](h S) (nameEnd, portStart int) {
-	if len(h) > 0 && h[0] == '[' {
-		for i := 1; i < len(h); i++ {
-			if h[i] == ']' {
-				if i+1 < len(h) && h[i+1] == ':' {
-					return i + 1, i + 2
-				}
-				return i + 1, -1
-			}
-		}
-		return len(h), -1
-	}
-	colon := -1
-	for i := 0; i < len(h); i++ {
-		if h[i] == ':' {
-			if colon >= 0 {
-				return len(h), -1 // several colons: a bare IPv6 literal
-			}
-			colon = i
-		}
-	}
-	if colon < 0 {
-		return len(h), -1
-	}
-	return colon, colon + 1
 }
 
 func upper(ss []string) []string {
