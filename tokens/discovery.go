@@ -88,12 +88,10 @@ func (d *Discovery) Start(ctx context.Context, issuers []string) {
 	}
 }
 
-// Ready reports whether every issuer given to Start has been found.
-func (d *Discovery) Ready() bool {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	for iss := range d.started {
-		if _, ok := d.known.Load(iss); !ok {
+// Ready reports whether the token endpoint of every issuer is known.
+func (d *Discovery) Ready(issuers []string) bool {
+	for _, iss := range issuers {
+		if _, ok := d.known.Load(strings.TrimRight(iss, "/")); !ok {
 			return false
 		}
 	}

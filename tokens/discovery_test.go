@@ -113,12 +113,12 @@ func TestDiscoveryStartRetries(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	d.Start(ctx, []string{issuer})
-	if d.Ready() {
+	if d.Ready([]string{issuer}) {
 		t.Fatal("Ready while the issuer is down")
 	}
 	waitFor(t, func() bool { return p.hits.Load() >= 4 }) // initial attempt + a retry, two documents each
 	p.down.Store(false)
-	waitFor(t, d.Ready)
+	waitFor(t, func() bool { return d.Ready([]string{issuer + "/"}) })
 	if got, err := d.Endpoint(context.Background(), issuer); err != nil || got != p.srv.URL+"/t" {
 		t.Errorf("Endpoint = %q, %v", got, err)
 	}

@@ -113,9 +113,10 @@ func (a *App) GRPCAddr() string { return a.grpcLis.Addr().String() }
 // readiness).
 func (a *App) HTTPAddr() string { return a.httpLis.Addr().String() }
 
-// ready answers 200 once every issuer's token endpoint is discovered.
+// ready answers 200 once the token endpoint of every issuer the current
+// configuration uses is discovered (issuers a reload removed do not count).
 func (a *App) ready(w http.ResponseWriter, _ *http.Request) {
-	if !a.discovery.Ready() {
+	if !a.discovery.Ready(Issuers(a.Authz.Config())) {
 		http.Error(w, "token endpoints not discovered yet", http.StatusServiceUnavailable)
 		return
 	}

@@ -284,3 +284,24 @@ func checkRequest(host string) *authv3.CheckRequest {
 		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: host, Path: "/"},
 	}}}
 }
+
+func TestReadyzForgetsIssuersAReloadRemoved(t *testing.T) {
+	f := &fixture{idp: startIdP(t), path: filepath.Join(t.TempDir(), "tokenauthz.yaml")}
+	down := fmt.Sprintf(appConfig, f.idp.Issuer(), "orders.read") + `  down:
+    hosts: [down.internal]
+    issuer: http://127.0.0.1:1/
+    grant_type: client_credentials
+`
+	if err := os.WriteFile(f.path, []byte(down), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f.serve(t, slog.LevelInfo)
+	if code, _ := f.get(t, "/readyz"); code != 503 {
+		t.Fatalf("/readyz %d with an unreachable issuer, want 503", code)
+	}
+	f.write(t, "orders.read") // the same config without the unreachable service
+	if err := f.app.Reload(f.path); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "readyz", func() bool { code, _ := f.get(t, "/readyz"); return code == 200 })
+}
