@@ -166,17 +166,8 @@ func coldCmd(ctx context.Context, args []string, out io.Writer) error {
 		problems = append(problems, fmt.Sprintf("entries reached %d > max_entries %d", r.BoundMaxSeenEntries, *bound))
 	}
 	md := coldMarkdown(m, r)
-	fmt.Fprint(out, "\n"+md)
-	if !*noWrite {
-		dir, err := resultsDir(ctx, *results)
-		if err != nil {
-			return err
-		}
-		path, err := writeResults(dir, m, "cold", r, md)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "\nwrote %s (and .json)\n", path)
+	if err := report(ctx, out, *results, *noWrite, m, "cold", r, md); err != nil {
+		return err
 	}
 	if len(problems) > 0 {
 		return fmt.Errorf("%s", strings.Join(problems, "; "))

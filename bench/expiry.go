@@ -157,17 +157,8 @@ func expiryCmd(ctx context.Context, args []string, out io.Writer) error {
 	r.MedianP99WithFetches, r.MedianP99WithoutFetches = median(with), median(without)
 
 	md := expiryMarkdown(m, r)
-	fmt.Fprint(out, md)
-	if !*noWrite {
-		dir, err := resultsDir(ctx, *results)
-		if err != nil {
-			return err
-		}
-		path, err := writeResults(dir, m, "expiry", r, md)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "\nwrote %s (and .json)\n", path)
+	if err := report(ctx, out, *results, *noWrite, m, "expiry", r, md); err != nil {
+		return err
 	}
 	switch {
 	case r.Errors > 0:

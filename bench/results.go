@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -117,3 +118,22 @@ func pinSelf(ctx context.Context, cpus string) error {
 func us(d time.Duration) string { return fmt.Sprintf("%.1f", float64(d)/float64(time.Microsecond)) }
 
 func mib(b int64) string { return fmt.Sprintf("%.1f", float64(b)/(1<<20)) }
+
+// report prints md and, unless noWrite, stores md and data as the results
+// named suffix in the results directory (flagValue, or bench/results).
+func report(ctx context.Context, out io.Writer, flagValue string, noWrite bool, m machine, suffix string, data any, md string) error {
+	fmt.Fprint(out, "\n"+md)
+	if noWrite {
+		return nil
+	}
+	dir, err := resultsDir(ctx, flagValue)
+	if err != nil {
+		return err
+	}
+	path, err := writeResults(dir, m, suffix, data, md)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\nwrote %s (and .json)\n", path)
+	return nil
+}

@@ -177,22 +177,14 @@ func runCmd(ctx context.Context, args []string, out io.Writer) error {
 	hits := statsAfter["tokenauthz_cache_hits_total"] - statsBefore["tokenauthz_cache_hits_total"]
 	misses := statsAfter["tokenauthz_cache_misses_total"] - statsBefore["tokenauthz_cache_misses_total"]
 	md := runMarkdown(o, m, sum, all, after-before, hits, misses, len(reqs), valueLen, len(users[0])+len("Bearer "))
-	fmt.Fprint(out, "\n"+md)
+	data := map[string]any{"options": optsMap(o), "summary": sum, "rounds": all,
+		"token_requests_during_phases": after - before, "cache_hits": hits, "cache_misses": misses}
+	if err := report(ctx, out, o.results, o.noWrite, m, "", data, md); err != nil {
+		return err
+	}
 	var errs int64
 	for _, meas := range all {
 		errs += meas.Errors
-	}
-	if !o.noWrite {
-		dir, err := resultsDir(ctx, o.results)
-		if err != nil {
-			return err
-		}
-		path, err := writeResults(dir, m, "", map[string]any{"options": optsMap(o), "summary": sum, "rounds": all,
-			"token_requests_during_phases": after - before, "cache_hits": hits, "cache_misses": misses}, md)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "\nwrote %s (and .json)\n", path)
 	}
 	switch {
 	case errs > 0:

@@ -140,17 +140,8 @@ func soakCmd(ctx context.Context, args []string, out io.Writer) error {
 	r.judge(*warmup)
 
 	md := soakMarkdown(m, r)
-	fmt.Fprint(out, "\n"+md)
-	if !*noWrite {
-		dir, err := resultsDir(ctx, *results)
-		if err != nil {
-			return err
-		}
-		path, err := writeResults(dir, m, "soak", r, md)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(out, "\nwrote %s (and .json)\n", path)
+	if err := report(ctx, out, *results, *noWrite, m, "soak", r, md); err != nil {
+		return err
 	}
 	if len(r.Problems) > 0 {
 		return fmt.Errorf("%s", strings.Join(r.Problems, "; "))
