@@ -207,7 +207,12 @@ func TestCheckHostile(t *testing.T) {
 		{"authority-header-wins-over-host-header", checkReq("GET", "", "/v1", map[string]string{":authority": "ORDERS.INTERNAL:443", "host": "profile.internal"}, nil), injected("orders", "", "")},
 		{"host-mixed-case-and-port", checkReq("GET", "Orders.Internal:8443", "/v1", nil, nil), injected("orders", "", "")},
 		{"host-empty-port", checkReq("GET", "orders.internal:", "/v1", nil, nil), injected("orders", "", "")},
-		{"host-trailing-dot", checkReq("GET", "orders.internal.", "/v1", nil, nil), noMatch},
+		// The same DNS name: nginx drops the dot, and so do the shipped
+		// Envoy configs (strip_trailing_host_dot).
+		{"host-trailing-dot", checkReq("GET", "orders.internal.", "/v1", nil, nil), injected("orders", "", "")},
+		{"host-dotless-i-upper-case", checkReq("GET", "ORDERS.\u0130NTERNAL", "/v1", nil, nil), noMatch},
+		{"host-with-space", checkReq("GET", "orders.internal /x", "/v1", nil, nil), noMatch},
+		{"host-with-backslash", checkReq("GET", "orders.internal\\", "/v1", nil, nil), noMatch},
 		{"host-two-ports", checkReq("GET", "orders.internal:80:80", "/v1", nil, nil), noMatch},
 		{"host-with-userinfo", checkReq("GET", "alice@orders.internal", "/v1", nil, nil), noMatch},
 		{"host-list", checkReq("GET", "orders.internal, profile.internal", "/v1", nil, nil), noMatch},

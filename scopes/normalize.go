@@ -6,7 +6,6 @@ package scopes
 import (
 	"path"
 	"strings"
-	"unicode/utf8"
 )
 
 // cleanPath drops the query and fragment, normalises percent-encoding and
@@ -118,23 +117,34 @@ func unreserved(c byte) bool {
 		c == '-' || c == '.' || c == '_' || c == '~'
 }
 
-// normHost lowercases a host or authority and brackets a bare IPv6 literal
-// ("::1" becomes "[::1]"), so configured and requested hosts compare equal.
+// normHost is the normal form of a configured host (see appendHost).
 func normHost(h string) string {
-	return string(appendHost(nil, h))
+	b, _ := appendHost(nil, h)
+	return string(b)
 }
 
-// appendHost appends normHost(h) to dst.
-func appendHost(dst []byte, h string) []byte {
-	if strings.IndexFunc(h, func(r rune) bool { return r >= utf8.RuneSelf }) >= 0 {
-		h = strings.ToLower(h) // rare: not a valid host, but compare as before
+// appendHost appends the normal form of a host or authority to dst: ASCII
+// letters lowercased, a bare IPv6 literal bracketed ("::1" becomes
+// "[::1]"), and a trailing dot of the name dropped ("orders." is "orders",
+// the same DNS name). Only ASCII is folded: Unicode case folding maps
+// U+212A KELVIN SIGN to "k", so "\u212Aube.internal" would borrow the
+// token of kube.internal while nginx and Envoy, which compare bytes, send
+// that request to another virtual host. ok is false when h holds a byte RFC
+// 3986 allows in no host (ValidHostChars); such a host matches no service.
+func appendHost(dst []byte, h string) (_ []byte, ok bool) {
+	if !ValidHostChars(h) {
+		return dst, false
 	}
 	bare6 := len(h) > 0 && h[0] != '[' && strings.Count(h, ":") > 1
 	if bare6 {
 		dst = append(dst, '[')
 	}
+	nameEnd, _ := hostPortIndex(h)
 	for i := 0; i < len(h); i++ {
 		c := h[i]
+		if i == nameEnd-1 && c == '.' && !bare6 && h[0] != '[' && nameEnd > 1 {
+			continue
+		}
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
@@ -143,8 +153,27 @@ func appendHost(dst []byte, h string) []byte {
 	if bare6 {
 		dst = append(dst, ']')
 	}
-	return dst
+	return dst, true
 }
+
+// ValidHostChars reports whether every byte of h may appear in an RFC 3986
+// host with an optional port: a reg-name (unreserved, pct-encoded,
+// sub-delims), an IP literal ("[", "]", ":" and hex digits) and ":" port.
+func ValidHostChars(h string) bool {
+	for i := 0; i < len(h); i++ {
+		if !hostChar[h[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+var hostChar = func() (t [256]bool) {
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~%!$&'()*+,;=:[]") {
+		t[c] = true
+	}
+	return t
+}()
 
 // splitHostPort splits "host:port", "[v6]:port", "host" and "[v6]".
 func splitHostPort(h string) (host, port string) {

@@ -184,7 +184,10 @@ func (t *Table) byRoute(host, p string) *Service {
 	// Normalise into a stack buffer: map lookups keyed by string(bytes) do
 	// not allocate, so mixed-case hosts cost no garbage.
 	var buf [128]byte
-	h := appendHost(buf[:0], host)
+	h, ok := appendHost(buf[:0], host)
+	if !ok {
+		return nil
+	}
 	nameEnd, _ := hostPortIndex(h)
 	var best *Service
 	for _, list := range [2][]*Service{t.byHost[string(h)], t.anyPort[string(h[:nameEnd])]} {

@@ -31,6 +31,7 @@ func testSpecs() []ServiceSpec {
 		{Name: "port-only", Hosts: []string{"pinned.internal:443"}},
 		{Name: "mixed-case", Hosts: []string{"Mixed.Example.COM"}},
 		{Name: "v6", Hosts: []string{"[::1]", "[2001:db8::1]:8443", "fe80::1"}},
+		{Name: "kube", Hosts: []string{"kube.internal", "dotted.internal.:8080"}},
 		{Name: "named-only", Endpoints: []EndpointSpec{{Name: "only", Path: "/only"}}},
 	}
 }
@@ -72,6 +73,21 @@ func TestMatch(t *testing.T) {
 		{name: "ipv6-exact-port-rejects-other-port", req: Request{Host: "[2001:db8::1]:80", Path: "/"}, err: ErrNoMatch},
 		{name: "ipv6-configured-bare-matches-bracketed", req: Request{Host: "[fe80::1]:80", Path: "/"}, service: "v6"},
 		{name: "ipv6-request-bare", req: Request{Host: "::1", Path: "/"}, service: "v6"},
+		{name: "kelvin-sign-is-not-k", req: Request{Host: "\u212Aube.internal", Path: "/"}, err: ErrNoMatch},
+		{name: "dotless-i-is-not-i", req: Request{Host: "orders.\u0131nternal", Path: "/v1"}, err: ErrNoMatch},
+		{name: "long-s-is-not-s", req: Request{Host: "order\u017F.internal", Path: "/v1"}, err: ErrNoMatch},
+		{name: "fullwidth-letters", req: Request{Host: "\uff4bube.internal", Path: "/"}, err: ErrNoMatch},
+		{name: "non-ascii-byte", req: Request{Host: "kube.internal\xff", Path: "/"}, err: ErrNoMatch},
+		{name: "space-in-host", req: Request{Host: "kube.internal ", Path: "/"}, err: ErrNoMatch},
+		{name: "slash-in-host", req: Request{Host: "kube.internal/x", Path: "/"}, err: ErrNoMatch},
+		{name: "userinfo-in-host", req: Request{Host: "a@kube.internal", Path: "/"}, err: ErrNoMatch},
+		{name: "backslash-in-host", req: Request{Host: "kube.internal\\", Path: "/"}, err: ErrNoMatch},
+		{name: "percent-encoded-letter-is-not-decoded", req: Request{Host: "%6Bube.internal", Path: "/"}, err: ErrNoMatch},
+		{name: "ascii-upper-case-still-folds", req: Request{Host: "KUBE.INTERNAL", Path: "/"}, service: "kube"},
+		{name: "request-trailing-dot", req: Request{Host: "kube.internal.", Path: "/"}, service: "kube"},
+		{name: "request-trailing-dot-with-port", req: Request{Host: "kube.internal.:1234", Path: "/"}, service: "kube"},
+		{name: "configured-trailing-dot", req: Request{Host: "dotted.internal:8080", Path: "/"}, service: "kube"},
+		{name: "two-trailing-dots", req: Request{Host: "kube.internal..", Path: "/"}, err: ErrNoMatch},
 
 		// Service path prefixes.
 		{name: "prefix-exact", req: Request{Host: "orders.internal", Path: "/v1"}, service: "orders"},
@@ -305,6 +321,7 @@ func FuzzMatch(f *testing.F) {
 		{"fuzz", "", "", "//v1///./orders/%2E%2e", "", "/v1/..", "orders/./x"},
 		{"fuzz", "e", "h:", "?", "DELETE", "/%2F", "%"},
 		{"", "", "[fe80::1", "/v10", "PUT", "/v1", "//"},
+		{"", "", "\u212Aube.internal", "/", "GET", "", "/"},
 	}
 	for _, s := range seeds {
 		f.Add(s.service, s.endpoint, s.host, s.path, s.method, s.prefix, s.epPath)
@@ -350,6 +367,9 @@ func FuzzMatch(f *testing.F) {
 				if req.Endpoint == "" && (!underPrefix(p, m.Endpoint.Path) || !allows(m.Endpoint.Methods, req.Method)) {
 					t.Fatalf("Match(%+v): endpoint %q (path %q, methods %v) does not hold path %q", req, m.Endpoint.Name, m.Endpoint.Path, m.Endpoint.Methods, p)
 				}
+			}
+			if req.Service == "" && !ValidHostChars(req.Host) {
+				t.Fatalf("Match(%+v): host %q holds bytes no host may hold, yet matched service %q", req, req.Host, m.Service.Name)
 			}
 			if req.Service == "" && !underPrefix(p, m.Service.PathPrefix) {
 				t.Fatalf("Match(%+v): routed to service %q whose prefix %q does not hold %q", req, m.Service.Name, m.Service.PathPrefix, p)
