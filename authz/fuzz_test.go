@@ -217,7 +217,7 @@ func assertInjectedValue(t *testing.T, s *Server, key, value string) {
 // message and request_id, all strings, with a denial reason, a message and
 // the request's id (made valid UTF-8 as encoding/json does), and returns the
 // reason.
-func assertDenialBody(t *testing.T, body []byte, requestID string) Reason {
+func assertDenialBody(t *testing.T, body []byte, sentID string) Reason {
 	t.Helper()
 	var fields map[string]any
 	if err := json.Unmarshal(body, &fields); err != nil {
@@ -235,7 +235,7 @@ func assertDenialBody(t *testing.T, body []byte, requestID string) Reason {
 	if msg == "" || !isString {
 		t.Fatalf("denial body %q: want a message and a request_id", body)
 	}
-	if want := string([]rune(requestID)); id != want {
+	if want := requestID(sentID); id != want {
 		t.Fatalf("denial body request_id %q, want %q", id, want)
 	}
 	return Reason(reason)
@@ -264,14 +264,14 @@ func FuzzHTTPHandler(f *testing.F) {
 	}
 	servers := fuzzServers(f)
 	next := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
-	f.Fuzz(func(t *testing.T, method, target, host, authz, requestID, fwdMethod, fwdURI, fwdHost, origURI, origHost string) {
+	f.Fuzz(func(t *testing.T, method, target, host, authz, requestIDValue, fwdMethod, fwdURI, fwdHost, origURI, origHost string) {
 		u, err := url.ParseRequestURI(target)
 		if err != nil {
 			return // net/http answers 400 itself
 		}
 		r := &http.Request{Method: method, URL: u, RequestURI: target, Host: host, Header: http.Header{}}
 		for _, h := range [][2]string{
-			{"Authorization", authz}, {"X-Request-Id", requestID},
+			{"Authorization", authz}, {"X-Request-Id", requestIDValue},
 			{"X-Forwarded-Method", fwdMethod}, {"X-Forwarded-Uri", fwdURI}, {"X-Forwarded-Host", fwdHost},
 			{"X-Original-Uri", origURI}, {"X-Original-Host", origHost},
 		} {
@@ -338,7 +338,7 @@ func FuzzHTTPHandler(f *testing.F) {
 				t.Fatalf("denial Content-Type %q", ct)
 			}
 			body, _ := io.ReadAll(resp.Body)
-			reason := assertDenialBody(t, body, requestID)
+			reason := assertDenialBody(t, body, requestIDValue)
 			if outcomes[reason].status != resp.StatusCode {
 				t.Fatalf("reason %q rendered as HTTP %d, table says %d", reason, resp.StatusCode, outcomes[reason].status)
 			}

@@ -42,24 +42,32 @@ const (
 // decision's HTTP status with its JSON body.
 //
 // It routes before next so that /check paths reach it as sent: an
-// http.ServeMux would redirect paths holding "//", "." or "..".
-func (s *Server) HTTPHandler(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		switch {
-		case strings.HasPrefix(r.RequestURI, CheckPrefix+"/"):
-			writeDecision(w, s.Decide(r.Context(), inputFromCheckHTTP(r)))
-		case r.URL.Path == ForwardAuthPath:
+// http.ServeMux would redirect paths holding "//", "." or "..". Each wrap
+// (tracing) applies to the two authorization entry points only, not to next.
+func (s *Server) HTTPHandler(next http.Handler, wrap ...func(http.Handler) http.Handler) http.Handler {
+	var decide http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == ForwardAuthPath {
 			writeDecision(w, s.forwardAuth(r))
-		default:
-			next.ServeHTTP(w, r)
+			return
 		}
+		writeDecision(w, s.Decide(r.Context(), inputFromCheckHTTP(r)))
+	})
+	for _, w := range wrap {
+		decide = w(decide)
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.RequestURI, CheckPrefix+"/") || r.URL.Path == ForwardAuthPath {
+			decide.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
 // inputFromCheckHTTP reads a request Envoy sent to /check<original path>.
 func inputFromCheckHTTP(r *http.Request) Input {
 	return Input{
-		RequestID:     r.Header.Get("X-Request-Id"),
+		RequestID:     requestID(r.Header.Get("X-Request-Id")),
 		Method:        r.Method,
 		Host:          r.Host,
 		Path:          strings.TrimPrefix(r.RequestURI, CheckPrefix),
@@ -68,7 +76,7 @@ func inputFromCheckHTTP(r *http.Request) Input {
 }
 
 func (s *Server) forwardAuth(r *http.Request) Decision {
-	in := Input{RequestID: r.Header.Get("X-Request-Id"), Authorization: r.Header.Get("Authorization")}
+	in := Input{RequestID: requestID(r.Header.Get("X-Request-Id")), Authorization: r.Header.Get("Authorization")}
 	var conflicts []string
 	for _, f := range []struct {
 		dst   *string

@@ -29,7 +29,12 @@ func inputFromCheck(req *authv3.CheckRequest) (in Input, ok bool) {
 	}
 	headers := checkHeaders{h.GetHeaders(), h.GetHeaderMap().GetHeaders()}
 	in = Input{
-		RequestID:     first(h.GetId(), headers.get("x-request-id")),
+		// x-request-id first: it is what Envoy's access logs and the
+		// upstream see. http.id is always set too, to Envoy's internal
+		// stream number (source/extensions/filters/common/ext_authz/
+		// check_request_utils.cc, setHttpRequest: set_id(std::to_string(
+		// streamId()))), which matches nothing a user can look up.
+		RequestID:     requestID(first(headers.get("x-request-id"), h.GetId())),
 		Method:        first(h.GetMethod(), headers.get(":method")),
 		Host:          first(h.GetHost(), headers.get(":authority"), headers.get("host")),
 		Path:          first(h.GetPath(), headers.get(":path")),
@@ -61,6 +66,20 @@ func (h checkHeaders) get(name string) string {
 		}
 	}
 	return ""
+}
+
+// maxRequestIDLen bounds the request id echoed in denial bodies and logs:
+// it comes from the client, and a 3 MB x-request-id must not become a 3 MB
+// body and log line.
+const maxRequestIDLen = 128
+
+// requestID is the request id as echoed: at most maxRequestIDLen bytes of
+// valid UTF-8.
+func requestID(id string) string {
+	if len(id) > maxRequestIDLen {
+		id = id[:maxRequestIDLen]
+	}
+	return strings.ToValidUTF8(id, "")
 }
 
 func first(vs ...string) string {

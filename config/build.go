@@ -48,6 +48,12 @@ func (b *builder) build(raw rawFile) *Config {
 	if f := raw.TokenRequest.CAFile; f != nil {
 		cfg.TokenRequest.CAFile, cfg.TokenRequest.RootCAs = b.caFile("token_request.ca_file", b.expand("token_request.ca_file", f))
 	}
+	if n := raw.TokenRequest.MaxInFlight; n != nil {
+		if *n < 1 {
+			b.fail("token_request.max_in_flight", ErrInvalidValue, "must be at least 1, got %d", *n)
+		}
+		cfg.TokenRequest.MaxInFlight = *n
+	}
 	if n := raw.Cache.MaxEntries; n != nil {
 		if *n < 1 {
 			b.fail("cache.max_entries", ErrInvalidValue, "must be at least 1, got %d", *n)
@@ -92,7 +98,7 @@ func (b *builder) service(name string, raw rawService) scopes.ServiceSpec {
 	}
 	for i, h := range raw.Hosts {
 		if !validHost(h) {
-			b.fail(fmt.Sprintf("%s.hosts[%d]", key, i), ErrInvalidValue, "%q is not a host or host:port", h)
+			b.fail(fmt.Sprintf("%s.hosts[%d]", key, i), ErrInvalidValue, "%q is not a host or host:port (ASCII only: write an internationalized name in its xn-- form)", h)
 		}
 	}
 	spec := scopes.ServiceSpec{Name: name, Hosts: raw.Hosts, PathPrefix: raw.PathPrefix, Layer: b.layer(key, raw.rawAuth)}
@@ -312,8 +318,8 @@ func list[T ~string](vs []T) string {
 // validHost reports whether h is "host", "host:port", "[v6]", "[v6]:port" or
 // a bare IPv6 literal, with a port (when given) in 1-65535.
 func validHost(h string) bool {
-	if strings.ContainsAny(h, "/ @?#") {
-		return false
+	if !scopes.ValidHostChars(h) {
+		return false // requests holding such bytes match nothing: see scopes.ValidHostChars
 	}
 	if !strings.HasPrefix(h, "[") && strings.Count(h, ":") > 1 {
 		return net.ParseIP(h) != nil

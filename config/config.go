@@ -61,6 +61,9 @@ type Cache struct {
 // TokenRequest holds the settings of calls to token endpoints.
 type TokenRequest struct {
 	Timeout time.Duration
+	// MaxInFlight bounds the token requests under way at once (and the
+	// connections to each token endpoint).
+	MaxInFlight int
 	// CAFile names extra PEM certificates trusted for token endpoints and
 	// discovery, besides the system's; RootCAs is the resulting pool (nil:
 	// the system's only). TLS verification is never off.
@@ -73,7 +76,7 @@ var defaults = Config{
 	Listen:       Listen{GRPC: "127.0.0.1:9001", HTTP: "127.0.0.1:9002"},
 	Unmatched:    UnmatchedDeny,
 	Cache:        Cache{ExpirySkew: 30 * time.Second, RefreshBefore: 60 * time.Second, MaxEntries: 100000},
-	TokenRequest: TokenRequest{Timeout: 3 * time.Second},
+	TokenRequest: TokenRequest{Timeout: 3 * time.Second, MaxInFlight: 64},
 }
 
 // Load reads and validates the file at path.

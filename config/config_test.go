@@ -204,6 +204,8 @@ func TestLoadBad(t *testing.T) {
 		{"bad-header", ErrInvalidValue, `defaults.header: "x token" is not a header name`},
 		{"bad-issuer", ErrInvalidValue, `defaults.issuer: "idp.example" is not an absolute http(s) URL`},
 		{"bad-host", ErrInvalidValue, `services.orders.hosts[1]: "orders.internal:http" is not a host or host:port`},
+		{"non-ascii-host", ErrInvalidValue, `services.orders.hosts[1]: "ｏrders.internal" is not a host or host:port (ASCII only`},
+		{"zero-max-in-flight", ErrInvalidValue, "token_request.max_in_flight: must be at least 1, got 0"},
 		{"bad-scope-type", ErrInvalidValue, "services.orders.scope: want a list or a space-separated string"},
 		{"repeated-key", ErrSyntax, "services.orders.grant_type: repeats the key set at line 9"},
 		{"syntax-error", ErrSyntax, "invalid YAML: yaml: line"},

@@ -30,8 +30,9 @@ type rawCache struct {
 }
 
 type rawTokenRequest struct {
-	Timeout *duration `yaml:"timeout"`
-	CAFile  *string   `yaml:"ca_file"`
+	Timeout     *duration `yaml:"timeout"`
+	CAFile      *string   `yaml:"ca_file"`
+	MaxInFlight *int      `yaml:"max_in_flight"`
 }
 
 // rawAuth holds the auth keys allowed at every level.

@@ -22,8 +22,10 @@ import (
 
 // faultProxy is a reverse proxy on loopback in front of a real IdP that
 // breaks token requests on demand. Discovery passes through, with the
-// document's token_endpoint pointed at the proxy, so a broker configured
-// with the proxy as issuer sends its token requests through it.
+// document's issuer and token_endpoint pointed at the proxy (it republishes
+// the IdP's metadata as its own: a broker believes only a document naming
+// the issuer it was configured with), so a broker configured with the
+// proxy as issuer sends its token requests through it.
 type faultProxy struct {
 	upstream  *url.URL // the IdP's issuer
 	addr      string   // host:port the proxy listens on, kept across refuse
@@ -198,8 +200,10 @@ func (p *faultProxy) forward(w http.ResponseWriter, r *http.Request, edit func(m
 			switch {
 			case strings.HasPrefix(r.URL.Path, "/.well-known/"):
 				return rewriteJSON(resp, func(m map[string]any) {
-					if te, ok := m["token_endpoint"].(string); ok {
-						m["token_endpoint"] = strings.Replace(te, p.upstream.String(), p.url, 1)
+					for _, k := range []string{"issuer", "token_endpoint"} {
+						if v, ok := m[k].(string); ok {
+							m[k] = strings.Replace(v, p.upstream.String(), p.url, 1)
+						}
 					}
 				})
 			case isToken && edit != nil && resp.StatusCode == http.StatusOK:

@@ -36,3 +36,16 @@ func failureWindow(n int, err error) time.Duration {
 	}
 	return d
 }
+
+// withBackoff returns err stating window as the backoff in effect. A copy
+// is made: the same *Error may be shared by concurrent loads (a discovery
+// failure answers every key of its issuer).
+func withBackoff(err error, window time.Duration) error {
+	e, ok := err.(*Error)
+	if !ok {
+		return err
+	}
+	c := *e
+	c.Backoff = window
+	return &c
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -272,4 +273,25 @@ func TestSourceRefreshHonorsRetryAfter(t *testing.T) {
 	f.clk.Add(400 * time.Millisecond) // past the jitter
 	mustToken(t, s, ccRequest())
 	waitFor(t, func() bool { return mustToken(t, s, ccRequest()) == "token-3" })
+}
+
+// TestSourceBackoffStatesTheWindowApplied: an IdP asking for an hour is not
+// told back "retry after 1h" when the backoff applied is capped at seconds.
+func TestSourceBackoffStatesTheWindowApplied(t *testing.T) {
+	f := &fetcher{clk: newClock(), ttl: time.Hour}
+	f.setErr(&Error{Class: ErrUnavailable, Status: 429, RetryAfter: time.Hour})
+	s := newTestSource(f, Options{})
+	for i := range 2 { // the fetch, then the cached failure
+		_, err := s.Token(context.Background(), ccRequest())
+		e, ok := errors.AsType[*Error](err)
+		if !ok || e.Backoff <= 0 || e.Backoff > backoffCap {
+			t.Fatalf("answer %d: err = %v, want a backoff in (0, %v]", i, err, backoffCap)
+		}
+		if text := err.Error(); !strings.Contains(text, "not asked again for "+e.Backoff.String()) || strings.Contains(text, "1h") {
+			t.Errorf("answer %d: text %q, want the window applied (%v) and not the hour asked for", i, text, e.Backoff)
+		}
+	}
+	if f.calls.Load() != 1 {
+		t.Errorf("fetches = %d, want 1", f.calls.Load())
+	}
 }

@@ -121,8 +121,11 @@ type answer struct {
 
 // do sends req and reads at most maxBody bytes of the answer: a body
 // declared or found longer is not read further (closing it drops the
-// connection). Errors are classified: transport failures and over-size
-// bodies are ErrUnavailable, a canceled ctx wraps context.Canceled.
+// connection). A redirect is never followed: following one would re-send
+// the form (client secret, subject token) or the Basic credentials to
+// wherever Location names, and inject whatever token it answers. Errors are
+// classified: transport failures, redirects and over-size bodies are
+// ErrUnavailable, a canceled ctx wraps context.Canceled.
 func do(ctx context.Context, hc *http.Client, req *http.Request, maxBody int64) (answer, error) {
 	if hc == nil {
 		hc = http.DefaultClient
@@ -130,11 +133,14 @@ func do(ctx context.Context, hc *http.Client, req *http.Request, maxBody int64) 
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBody
 	}
-	resp, err := hc.Do(req)
+	resp, err := withoutRedirects(hc).Do(req)
 	if err != nil {
 		return answer{}, transportError(ctx, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		return answer{}, redirectError(req.URL, resp)
+	}
 	tooLarge := &Error{Class: ErrUnavailable, Status: resp.StatusCode,
 		Description: fmt.Sprintf("response larger than %d bytes", maxBody)}
 	if resp.ContentLength > maxBody {
@@ -148,6 +154,25 @@ func do(ctx context.Context, hc *http.Client, req *http.Request, maxBody int64) 
 		return answer{}, tooLarge
 	}
 	return answer{status: resp.StatusCode, header: resp.Header, body: body}, nil
+}
+
+// withoutRedirects is hc, or http.DefaultClient, made to return a 3xx
+// answer as it is instead of following it.
+func withoutRedirects(hc *http.Client) *http.Client {
+	c := *hc
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
+}
+
+// redirectError names a refused redirect by its status and the target's
+// scheme and host; its path and query (which may carry anything) are left out.
+func redirectError(from *url.URL, resp *http.Response) *Error {
+	target := "no Location"
+	if loc, err := from.Parse(resp.Header.Get("Location")); err == nil && resp.Header.Get("Location") != "" {
+		target = loc.Scheme + "://" + clipText(printable(loc.Host))
+	}
+	return &Error{Class: ErrUnavailable, Status: resp.StatusCode,
+		Description: "redirect to " + target + " refused: token endpoints and discovery are never redirected"}
 }
 
 func transportError(ctx context.Context, err error) error {
@@ -253,6 +278,11 @@ func parseToken(body []byte, r Request, now time.Time) (Token, error) {
 		}
 		return Token{}, &Error{Class: ErrUnavailable, Status: http.StatusOK, Description: "response has no access_token"}
 	}
+	if !isVSChars(tj.AccessToken) {
+		// It becomes a header value: CR, LF or any other control byte
+		// would let the endpoint add headers or split the request.
+		return Token{}, &Error{Class: ErrUnavailable, Status: http.StatusOK, Description: "malformed access_token (not RFC 6749 A.12 VSCHARs)"}
+	}
 	if !strings.EqualFold(tj.TokenType, "bearer") &&
 		(r.GrantType != GrantTokenExchange || !strings.EqualFold(tj.TokenType, "N_A")) {
 		return Token{}, &Error{Class: ErrUnavailable, Status: http.StatusOK,
@@ -308,4 +338,15 @@ func (e *expiresIn) UnmarshalJSON(b []byte) error {
 	e.set = true
 	e.secs = int64(max(0, min(f, maxExpiresIn)))
 	return nil
+}
+
+// isVSChars reports whether s is 1*VSCHAR (%x20-7E), the syntax of an
+// access token (RFC 6749 appendix A.12).
+func isVSChars(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return s != ""
 }

@@ -42,8 +42,10 @@ func newIDP(t *testing.T, paths map[string]string) *idp {
 }
 
 const (
-	oidcPath  = "/tenant/.well-known/openid-configuration"
-	oauthPath = "/tenant/.well-known/oauth-authorization-server"
+	oidcPath    = "/tenant/.well-known/openid-configuration"
+	rfc8414Path = "/.well-known/oauth-authorization-server/tenant"
+	oauthPath   = "/tenant/.well-known/oauth-authorization-server" // appended, as some servers have it
+	tenantDoc   = `{"issuer":"{{url}}/tenant","token_endpoint":"{{url}}/t"}`
 )
 
 func TestDiscoveryEndpoint(t *testing.T) {
@@ -54,14 +56,19 @@ func TestDiscoveryEndpoint(t *testing.T) {
 		want    string // appended to the server URL; "": want ErrUnavailable
 		maxBody int64
 	}{
-		{"openid-configuration", map[string]string{oidcPath: `{"token_endpoint":"{{url}}/oidc-token"}`}, "/tenant", "/oidc-token", 0},
-		{"trailing-slash", map[string]string{oidcPath: `{"token_endpoint":"{{url}}/oidc-token"}`}, "/tenant/", "/oidc-token", 0},
-		{"fallback-to-rfc8414", map[string]string{oauthPath: `{"token_endpoint":"{{url}}/oauth-token"}`}, "/tenant", "/oauth-token", 0},
-		{"fallback-on-bad-oidc-document", map[string]string{oidcPath: `<html>`, oauthPath: `{"token_endpoint":"{{url}}/t"}`}, "/tenant", "/t", 0},
+		{"openid-configuration", map[string]string{oidcPath: `{"issuer":"{{url}}/tenant","token_endpoint":"{{url}}/oidc-token"}`}, "/tenant", "/oidc-token", 0},
+		{"trailing-slash", map[string]string{oidcPath: `{"issuer":"{{url}}/tenant/","token_endpoint":"{{url}}/oidc-token"}`}, "/tenant/", "/oidc-token", 0},
+		{"rfc8414", map[string]string{rfc8414Path: `{"issuer":"{{url}}/tenant","token_endpoint":"{{url}}/oauth-token"}`}, "/tenant", "/oauth-token", 0},
+		{"rfc8414-appended", map[string]string{oauthPath: `{"issuer":"{{url}}/tenant","token_endpoint":"{{url}}/oauth-token"}`}, "/tenant", "/oauth-token", 0},
+		{"fallback-on-bad-oidc-document", map[string]string{oidcPath: `<html>`, oauthPath: tenantDoc}, "/tenant", "/t", 0},
 		{"no-document", map[string]string{}, "/tenant", "", 0},
-		{"no-token-endpoint", map[string]string{oidcPath: `{"issuer":"x"}`}, "/tenant", "", 0},
-		{"relative-token-endpoint", map[string]string{oidcPath: `{"token_endpoint":"/token"}`}, "/tenant", "", 0},
-		{"oversized-document", map[string]string{oidcPath: `{"token_endpoint":"{{url}}/t","pad":"` + strings.Repeat("x", 100) + `"}`}, "/tenant", "", 64},
+		{"no-token-endpoint", map[string]string{oidcPath: `{"issuer":"{{url}}/tenant"}`}, "/tenant", "", 0},
+		{"relative-token-endpoint", map[string]string{oidcPath: `{"issuer":"{{url}}/tenant","token_endpoint":"/token"}`}, "/tenant", "", 0},
+		{"oversized-document", map[string]string{oidcPath: `{"issuer":"{{url}}/tenant","token_endpoint":"{{url}}/t","pad":"` + strings.Repeat("x", 100) + `"}`}, "/tenant", "", 64},
+		{"no-issuer", map[string]string{oidcPath: `{"token_endpoint":"{{url}}/t"}`}, "/tenant", "", 0},
+		{"another-issuer", map[string]string{oidcPath: `{"issuer":"https://evil.example/tenant","token_endpoint":"{{url}}/t"}`}, "/tenant", "", 0},
+		{"issuer-differs-by-trailing-slash", map[string]string{oidcPath: `{"issuer":"{{url}}/tenant/","token_endpoint":"{{url}}/t"}`}, "/tenant", "", 0},
+		{"issuer-differs-in-case", map[string]string{oidcPath: `{"issuer":"{{url}}/Tenant","token_endpoint":"{{url}}/t"}`}, "/tenant", "", 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -78,7 +85,7 @@ func TestDiscoveryEndpoint(t *testing.T) {
 				t.Fatalf("Endpoint = %q, %v; want %q", got, err, p.srv.URL+tt.want)
 			}
 			hits := p.hits.Load()
-			if again, _ := d.Endpoint(context.Background(), p.srv.URL+"/tenant"); again != got || p.hits.Load() != hits {
+			if again, _ := d.Endpoint(context.Background(), p.srv.URL+tt.issuer); again != got || p.hits.Load() != hits {
 				t.Errorf("second lookup = %q with %d more requests, want cached", again, p.hits.Load()-hits)
 			}
 		})
@@ -86,7 +93,7 @@ func TestDiscoveryEndpoint(t *testing.T) {
 }
 
 func TestDiscoveryConcurrentFirstLookups(t *testing.T) {
-	p := newIDP(t, map[string]string{oidcPath: `{"token_endpoint":"{{url}}/t"}`})
+	p := newIDP(t, map[string]string{oidcPath: tenantDoc})
 	d := &Discovery{}
 	var wg sync.WaitGroup
 	for range 50 {
@@ -102,8 +109,8 @@ func TestDiscoveryConcurrentFirstLookups(t *testing.T) {
 	}
 }
 
-func TestDiscoveryStartRetries(t *testing.T) {
-	p := newIDP(t, map[string]string{oidcPath: `{"token_endpoint":"{{url}}/t"}`})
+func TestDiscoveryTrackRetries(t *testing.T) {
+	p := newIDP(t, map[string]string{oidcPath: tenantDoc})
 	p.down.Store(true)
 	d := &Discovery{}
 	issuer := p.srv.URL + "/tenant"
@@ -112,20 +119,23 @@ func TestDiscoveryStartRetries(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
-	d.Start(ctx, []string{issuer})
+	d.Track(ctx, []string{issuer})
 	if d.Ready([]string{issuer}) {
 		t.Fatal("Ready while the issuer is down")
 	}
-	waitFor(t, func() bool { return p.hits.Load() >= 4 }) // initial attempt + a retry, two documents each
+	if pending := d.Pending([]string{issuer}); len(pending) != 1 || !strings.Contains(pending[0].LastError, "HTTP 503") {
+		t.Fatalf("Pending = %+v, want the issuer with its HTTP 503", pending)
+	}
+	waitFor(t, func() bool { return p.hits.Load() >= 6 }) // initial attempt + a retry, three documents each
 	p.down.Store(false)
-	waitFor(t, func() bool { return d.Ready([]string{issuer + "/"}) })
+	waitFor(t, func() bool { return d.Ready([]string{issuer}) })
 	if got, err := d.Endpoint(context.Background(), issuer); err != nil || got != p.srv.URL+"/t" {
 		t.Errorf("Endpoint = %q, %v", got, err)
 	}
 }
 
 func TestSourceUsesDiscovery(t *testing.T) {
-	p := newIDP(t, map[string]string{oidcPath: `{"token_endpoint":"{{url}}/t"}`})
+	p := newIDP(t, map[string]string{oidcPath: tenantDoc})
 	f := &fetcher{clk: newClock(), ttl: 0}
 	var gotURL atomic.Value
 	s := NewSource(Options{Discovery: &Discovery{}, Now: f.clk.Now, Fetcher: fetcherFunc(func(ctx context.Context, u string, r Request) (Token, error) {

@@ -21,33 +21,41 @@ type Error struct {
 	// Retry-After header, on a 429 or 503 typically); 0 when it did not.
 	// Source backs off at least this long, up to its backoff cap.
 	RetryAfter time.Duration
+	// Backoff is how long Source answers this failure from its cache
+	// before asking again: the window that applies, which is what the text
+	// states (RetryAfter may ask for longer than the cap allows). 0 until
+	// Source records the failure.
+	Backoff time.Duration
 }
 
 func (e *Error) Error() string {
-	var b strings.Builder
-	b.WriteString("tokens: ")
+	class := "token request failed"
 	if e.Class != nil {
-		b.WriteString(e.Class.Error())
-	} else {
-		b.WriteString("token request failed")
+		class = e.Class.Error()
 	}
+	if d := e.detail(); d != "" {
+		return "tokens: " + class + ": " + d
+	}
+	return "tokens: " + class
+}
+
+// detail is the text of e after its class: status, code, description and
+// the backoff in effect.
+func (e *Error) detail() string {
+	var parts []string
 	if e.Status != 0 {
-		b.WriteString(": HTTP ")
-		b.WriteString(strconv.Itoa(e.Status))
+		parts = append(parts, "HTTP "+strconv.Itoa(e.Status))
 	}
 	if e.Code != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Code)
+		parts = append(parts, e.Code)
 	}
 	if e.Description != "" {
-		b.WriteString(": ")
-		b.WriteString(e.Description)
+		parts = append(parts, e.Description)
 	}
-	if e.RetryAfter > 0 {
-		b.WriteString(": retry after ")
-		b.WriteString(e.RetryAfter.String())
+	if e.Backoff > 0 {
+		parts = append(parts, "not asked again for "+e.Backoff.String())
 	}
-	return b.String()
+	return strings.Join(parts, ": ")
 }
 
 // Unwrap returns the failure class.
@@ -85,6 +93,11 @@ func sanitize(s string, r Request) string {
 			return "[withheld: it echoes a credential]"
 		}
 	}
+	return clipText(s)
+}
+
+// clipText bounds text an endpoint sent to maxTextLen bytes.
+func clipText(s string) string {
 	if len(s) > maxTextLen {
 		s = strings.ToValidUTF8(s[:maxTextLen], "") + "..."
 	}

@@ -52,6 +52,7 @@ func credential(s string) bool {
 		(&Error{Class: ErrUnavailable}).Error(), "[redacted]...",
 		"response is not a JSON object", "invalid expires_in", "response has no access_token",
 		"unsupported token_type", "unexpected status", "response larger than",
+		"malformed access_token (not RFC 6749 A.12 VSCHARs)", "refused: token endpoints and discovery are never redirected",
 	}, "\n")
 	return !strings.Contains(fixed, s)
 }
@@ -59,7 +60,8 @@ func credential(s string) bool {
 // FuzzParseToken feeds Client.Fetch arbitrary token endpoint answers (status
 // and body) for a client credentials or token exchange request whose client
 // secret and subject token are fuzzed too. A success must be a 200 with an
-// access token of a usable type and a sane expiry; a failure must be an
+// access token of VSCHARs only (no CR, LF or other byte that could split a
+// header), of a usable type and with a sane expiry; a failure must be an
 // *Error of exactly one class, carrying the status, whose text is printable,
 // bounded and never holds the secret or the subject token.
 func FuzzParseToken(f *testing.F) {
@@ -81,6 +83,10 @@ func FuzzParseToken(f *testing.F) {
 		{429, `{"error":"slow_down"}`, false},
 		{503, `oops`, true},
 		{302, ``, false},
+		{200, `{"access_token":"abc\r\nx-injected: yes","token_type":"Bearer"}`, false},
+		{200, `{"access_token":"a\u0000b","token_type":"Bearer"}`, true},
+		{200, `{"access_token":"caf\u00e9","token_type":"Bearer"}`, false},
+		{307, `{"access_token":"redirected","token_type":"Bearer"}`, false},
 	} {
 		f.Add(s.status, []byte(s.body), s.exchange, secret, subject)
 	}
@@ -98,6 +104,12 @@ func FuzzParseToken(f *testing.F) {
 		if err == nil {
 			if status != http.StatusOK || tok.AccessToken == "" {
 				t.Fatalf("HTTP %d gave token %+v, want an error", status, tok)
+			}
+			// It becomes a header value: RFC 6749 A.12 VSCHARs only.
+			for i := 0; i < len(tok.Bearer()); i++ {
+				if c := tok.Bearer()[i]; c < 0x20 || c > 0x7e {
+					t.Fatalf("header value %q holds byte %#x", tok.Bearer(), c)
+				}
 			}
 			if !strings.EqualFold(tok.TokenType, "bearer") && !(exchange && strings.EqualFold(tok.TokenType, "N_A")) {
 				t.Fatalf("token_type %q accepted (exchange %v)", tok.TokenType, exchange)

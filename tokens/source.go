@@ -75,6 +75,12 @@ type Options struct {
 	DefaultTTL time.Duration
 	// Timeout bounds one fetch (discovery included). Default 3s.
 	Timeout time.Duration
+	// MaxInFlight bounds the token requests under way at once; a miss
+	// waits for a free slot until its caller's deadline (or Timeout) and
+	// then fails with ErrUnavailable. A quarter of the slots is kept from
+	// token-exchange misses, for client credentials and refreshes.
+	// Default 64.
+	MaxInFlight int
 }
 
 // Defaults of Options.
@@ -106,6 +112,7 @@ type Source struct {
 	maxEntries    int
 	defaultTTL    time.Duration
 	timeout       time.Duration
+	slots         *inFlight
 
 	cache   *cache.Cache // Key -> *entry
 	group   singleflight.Group
@@ -154,6 +161,10 @@ func NewSource(opts Options) *Source {
 	if s.timeout < 0 {
 		s.timeout = DefaultTimeout
 	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = DefaultMaxInFlight
+	}
+	s.slots = newInFlight(opts.MaxInFlight)
 	return s
 }
 
@@ -205,7 +216,7 @@ func (s *Source) Stats() CacheStats {
 
 // wait joins or starts the fetch for key and waits for it or for ctx.
 func (s *Source) wait(ctx context.Context, key string, r Request) (Token, error) {
-	ch := s.group.DoChan(key, func() (any, error) { return s.load(ctx, key, r) })
+	ch := s.group.DoChan(key, func() (any, error) { return s.load(ctx, key, r, false) })
 	select {
 	case res := <-ch:
 		if res.Err != nil {
@@ -223,12 +234,14 @@ func (s *Source) wait(ctx context.Context, key string, r Request) (Token, error)
 // refresh renews e in the background; its result only updates the cache.
 func (s *Source) refresh(ctx context.Context, key string, r Request, e *entry) {
 	defer e.refreshing.Store(false)
-	_, _, _ = s.group.Do(key, func() (any, error) { return s.load(ctx, key, r) })
+	_, _, _ = s.group.Do(key, func() (any, error) { return s.load(ctx, key, r, true) })
 }
 
 // load runs once per key at a time (under s.group): it fetches unless the
-// cache already answers, and records the result.
-func (s *Source) load(ctx context.Context, key string, r Request) (Token, error) {
+// cache already answers, and records the result. A miss waits for its
+// in-flight slot until its caller's deadline at most; a refresh, which has
+// no caller waiting, until Timeout.
+func (s *Source) load(ctx context.Context, key string, r Request, refresh bool) (Token, error) {
 	prev := s.lookup(key)
 	now := s.now()
 	if prev != nil && now.Before(prev.until) {
@@ -239,6 +252,21 @@ func (s *Source) load(ctx context.Context, key string, r Request) (Token, error)
 			return prev.tok, nil
 		}
 	}
+	slotDeadline := time.Now().Add(s.timeout)
+	if d, ok := ctx.Deadline(); ok && !refresh && d.Before(slotDeadline) {
+		slotDeadline = d
+	}
+	release, err := s.slots.acquire(context.WithoutCancel(ctx), slotDeadline, r.GrantType == GrantTokenExchange && !refresh)
+	if err != nil {
+		// The IdP was not asked: nothing to back off from. A refresh
+		// serves the old token and tries again after a backoff.
+		if prev != nil && prev.err == nil && now.Before(prev.until) {
+			prev.refreshAt.Store(now.Add(backoff(int(prev.refreshFails.Add(1)))).UnixNano())
+			return prev.tok, nil
+		}
+		return Token{}, err
+	}
+	defer release()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
 	tok, err := s.fetch(ctx, r)
@@ -258,6 +286,7 @@ func (s *Source) load(ctx context.Context, key string, r Request) (Token, error)
 			fails = prev.fails + 1
 		}
 		window := failureWindow(fails, err)
+		err = withBackoff(err, window)
 		s.store(key, &entry{err: err, fails: fails, until: now.Add(window)}, window+failureMemory)
 		return Token{}, err
 	}

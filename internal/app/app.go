@@ -3,9 +3,9 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -71,9 +71,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 		httpLis.Close()
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
-	idp := &http.Client{Transport: a.tracing.Transport(idpTransport(cfg.TokenRequest.RootCAs))}
-	a.discovery = &tokens.Discovery{HTTP: idp, Timeout: cfg.TokenRequest.Timeout}
-	a.discovery.Start(ctx, Issuers(cfg))
+	idp := &http.Client{Transport: a.tracing.Transport(idpTransport(cfg.TokenRequest))}
+	a.discovery = &tokens.Discovery{HTTP: idp, Timeout: cfg.TokenRequest.Timeout, Log: log.With("component", "discovery")}
+	a.discovery.Track(ctx, Issuers(cfg))
 	a.metrics = metrics.New(func() tokens.CacheStats { return a.Source.Stats() })
 	a.Source = tokens.NewSource(tokens.Options{
 		Fetcher:       &tokens.Client{HTTP: idp},
@@ -83,6 +83,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 		RefreshBefore: cfg.Cache.RefreshBefore,
 		MaxEntries:    cfg.Cache.MaxEntries,
 		Timeout:       cfg.TokenRequest.Timeout,
+		MaxInFlight:   cfg.TokenRequest.MaxInFlight,
 	})
 	a.Authz = authz.New(cfg, a.Source, authz.Options{Log: log.With("component", "authz"), Observer: a.metrics})
 
@@ -98,7 +99,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 	mux.Handle("GET /metrics", a.metrics.Handler())
 	// HTTP authorization (/check/..., /forward-auth) is routed before mux,
 	// which would redirect unclean original paths instead of deciding on them.
-	a.http = &http.Server{Handler: a.Authz.HTTPHandler(mux), ReadHeaderTimeout: 5 * time.Second}
+	traced := func(h http.Handler) http.Handler { return a.tracing.HTTPHandler(h, "Check") }
+	a.http = &http.Server{Handler: a.Authz.HTTPHandler(mux, traced), ReadHeaderTimeout: 5 * time.Second}
 
 	go func() { a.errs <- a.grpc.Serve(grpcLis) }()
 	go func() { a.errs <- a.http.Serve(httpLis) }()
@@ -114,13 +116,20 @@ func (a *App) GRPCAddr() string { return a.grpcLis.Addr().String() }
 func (a *App) HTTPAddr() string { return a.httpLis.Addr().String() }
 
 // ready answers 200 once the token endpoint of every issuer the current
-// configuration uses is discovered (issuers a reload removed do not count).
+// configuration uses is discovered (issuers a reload removed do not count);
+// until then 503, naming each issuer not discovered and why.
 func (a *App) ready(w http.ResponseWriter, _ *http.Request) {
-	if !a.discovery.Ready(Issuers(a.Authz.Config())) {
-		http.Error(w, "token endpoints not discovered yet", http.StatusServiceUnavailable)
+	pending := a.discovery.Pending(Issuers(a.Authz.Config()))
+	if len(pending) == 0 {
+		fmt.Fprintln(w, "ready")
 		return
 	}
-	fmt.Fprintln(w, "ready")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintln(w, "not ready: token endpoints not discovered yet")
+	for _, p := range pending {
+		fmt.Fprintf(w, "issuer %s: %s\n", p.Issuer, cmp.Or(p.LastError, "first attempt under way"))
+	}
 }
 
 // Wait blocks until ctx ends or a listener fails, then shuts down gracefully.
@@ -157,12 +166,15 @@ func (a *App) Shutdown() {
 }
 
 // idpTransport is the transport to token endpoints: TLS always verified
-// (against roots, or the system's when nil), connections kept for reuse,
-// more per host than Go's default of 2 since one IdP serves all checks.
-func idpTransport(roots *x509.CertPool) *http.Transport {
+// (against tr's roots, or the system's when nil), and as many connections
+// per endpoint as token requests may be in flight, all kept for reuse:
+// never one new connection per request, which under a flood of misses
+// would fill the local port range with TIME_WAIT sockets.
+func idpTransport(tr config.TokenRequest) *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 64
-	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
+	t.MaxConnsPerHost = tr.MaxInFlight
+	t.MaxIdleConnsPerHost = tr.MaxInFlight
+	t.TLSClientConfig = &tls.Config{RootCAs: tr.RootCAs, MinVersion: tls.VersionTLS12}
 	return t
 }
 

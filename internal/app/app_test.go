@@ -151,30 +151,52 @@ func TestHealthAndReadiness(t *testing.T) {
 }
 
 func TestReadyzWaitsForDiscovery(t *testing.T) {
-	cfg, err := config.Parse("t.yaml", []byte(`
+	idp := startIdP(t)
+	tests := []struct {
+		name   string
+		issuer string
+		why    string // in /readyz and the log line
+	}{
+		{"unreachable", "http://127.0.0.1:1/", "connection refused"},
+		{"issuer-mismatch", idp.Issuer() + "/", "issuer mismatch"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := config.Parse("t.yaml", fmt.Appendf(nil, `
 listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}
 services:
   down:
     hosts: [down.internal]
-    issuer: http://127.0.0.1:1/
-    client_id: x
-    client_secret: y
+    issuer: %s
+    client_id: app
+    client_secret: app-secret
     grant_type: client_credentials
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Shutdown)
-	f := &fixture{app: a}
-	if code, body := f.get(t, "/readyz"); code != 503 || !strings.Contains(body, "not discovered") {
-		t.Fatalf("/readyz %d %q while the issuer is unreachable, want 503", code, body)
-	}
-	if code, _ := f.get(t, "/healthz"); code != 200 {
-		t.Fatalf("/healthz %d, want 200: the process is alive", code)
+`, tt.issuer))
+			if err != nil {
+				t.Fatal(err)
+			}
+			logs := &syncbuf.Buffer{}
+			a, err := Start(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(a.Shutdown)
+			f := &fixture{app: a}
+			waitFor(t, "readyz names the issuer and why", func() bool {
+				code, body := f.get(t, "/readyz")
+				return code == 503 && strings.Contains(body, "issuer "+tt.issuer+": ") && strings.Contains(body, tt.why)
+			})
+			if code, _ := f.get(t, "/healthz"); code != 200 {
+				t.Fatalf("/healthz %d, want 200: the process is alive", code)
+			}
+			waitFor(t, "a log line naming the issuer and why", func() bool {
+				return strings.Contains(logs.String(), `"msg":"discovery failed; retrying"`) &&
+					strings.Contains(logs.String(), `"issuer":"`+tt.issuer+`"`) && strings.Contains(logs.String(), tt.why)
+			})
+			if d := a.Authz.Decide(context.Background(), authz.Input{Method: "GET", Host: "down.internal", Path: "/"}); d.Reason != authz.ReasonUnavailable {
+				t.Errorf("check while not discovered: %s, want %s", d.Reason, authz.ReasonUnavailable)
+			}
+		})
 	}
 }
 
