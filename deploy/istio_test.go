@@ -76,6 +76,9 @@ type istioOperator struct {
 					StatusOnError string `yaml:"statusOnError"`
 				} `yaml:"envoyExtAuthzGrpc"`
 			} `yaml:"extensionProviders"`
+			PathNormalization struct {
+				Normalization string
+			} `yaml:"pathNormalization"`
 		} `yaml:"meshConfig"`
 	}
 }
@@ -148,6 +151,19 @@ func TestMeshProviderReachesTokenauthz(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Istio's sidecars and gateways must route on the path tokenauthz decides
+// on: dot segments resolved and slashes merged (Istio's BASE, the default,
+// only resolves dot segments). DECODE_AND_MERGE_SLASHES also unescapes %2F.
+func TestMeshNormalizesPaths(t *testing.T) {
+	var op istioOperator
+	only(t, allObjects(t), "IstioOperator").decode(t, &op)
+	switch n := op.Spec.MeshConfig.PathNormalization.Normalization; n {
+	case "MERGE_SLASHES", "DECODE_AND_MERGE_SLASHES":
+	default:
+		t.Errorf("meshConfig.pathNormalization.normalization %q, want MERGE_SLASHES or DECODE_AND_MERGE_SLASHES", n)
 	}
 }
 

@@ -156,6 +156,12 @@ func TestBrokenBootstrapsFail(t *testing.T) {
 		{"status-on-error-not-503", replace("status_on_error: {code: 503}", "status_on_error: {code: 403}"), "status_on_error"},
 		{"timeout-too-long", replace("timeout: 0.5s", "timeout: 30s"), "timeout"},
 		{"yaml-syntax", replace("admin:", "admin: ["), "yaml"},
+		{"no-normalize-path", dropLine("normalize_path: true"), "normalize_path"},
+		{"no-merge-slashes", dropLine("merge_slashes: true"), "merge_slashes"},
+		{"escaped-slashes-kept", replace("path_with_escaped_slashes_action: UNESCAPE_AND_REDIRECT", "path_with_escaped_slashes_action: KEEP_UNCHANGED"), "path_with_escaped_slashes_action"},
+		{"escaped-slashes-unset", dropLine("path_with_escaped_slashes_action"), "path_with_escaped_slashes_action"},
+		{"no-strip-trailing-host-dot", dropLine("strip_trailing_host_dot: true"), "strip_trailing_host_dot"},
+		{"no-validate-mutations", dropLine("validate_mutations: true"), "validate_mutations"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -18,7 +19,6 @@ import (
 	// package here.
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
@@ -55,16 +55,46 @@ func Validate(m proto.Message) error {
 	})
 }
 
-// Policy checks every ext_authz filter inside m against what tokenauthz
-// needs: the v3 API, no request let through when tokenauthz cannot answer
-// (failure_mode_allow false, status_on_error 503) and a bounded timeout.
+// Policy checks every ext_authz filter and HTTP connection manager inside
+// m against what tokenauthz needs (CheckExtAuthz, CheckConnectionManager).
 func Policy(m proto.Message) error {
 	return walk(m.ProtoReflect(), string(m.ProtoReflect().Descriptor().Name()), func(path string, m proto.Message) error {
-		if f, ok := m.(*extauthzv3.ExtAuthz); ok {
-			return CheckExtAuthz(path, f)
+		switch m := m.(type) {
+		case *extauthzv3.ExtAuthz:
+			return CheckExtAuthz(path, m)
+		case *hcmv3.HttpConnectionManager:
+			return CheckConnectionManager(path, m)
 		}
 		return nil
 	})
+}
+
+// CheckConnectionManager requires the path and host normalisation that
+// makes Envoy route on what tokenauthz decides on: dot segments resolved
+// (normalize_path), slashes merged (merge_slashes), escaped slashes
+// unescaped with a redirect or refused, and a trailing host dot dropped.
+// Without them /v1/orders/history/../../x is routed by the history route
+// while tokenauthz resolves the path to another endpoint's settings.
+func CheckConnectionManager(path string, m *hcmv3.HttpConnectionManager) error {
+	var errs []error
+	fail := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: http_connection_manager: "+format, append([]any{path}, args...)...))
+	}
+	if !m.GetNormalizePath().GetValue() {
+		fail("normalize_path must be true")
+	}
+	if !m.GetMergeSlashes() {
+		fail("merge_slashes must be true")
+	}
+	switch a := m.GetPathWithEscapedSlashesAction(); a {
+	case hcmv3.HttpConnectionManager_UNESCAPE_AND_REDIRECT, hcmv3.HttpConnectionManager_REJECT_REQUEST:
+	default:
+		fail("path_with_escaped_slashes_action is %s, want UNESCAPE_AND_REDIRECT or REJECT_REQUEST", a)
+	}
+	if !m.GetStripTrailingHostDot() {
+		fail("strip_trailing_host_dot must be true")
+	}
+	return errors.Join(errs...)
 }
 
 // CheckExtAuthz is Policy for one ext_authz filter configuration.
@@ -78,6 +108,9 @@ func CheckExtAuthz(path string, f *extauthzv3.ExtAuthz) error {
 	}
 	if f.GetFailureModeAllow() {
 		fail("failure_mode_allow: true lets requests through without a token")
+	}
+	if !f.GetValidateMutations() {
+		fail("validate_mutations must be true: header values tokenauthz returns are checked by Envoy too")
 	}
 	if c := f.GetStatusOnError().GetCode(); c != 503 {
 		fail("status_on_error is %d, want 503", c)
