@@ -26,6 +26,8 @@ func TestSmoke(t *testing.T) {
 			[]string{"200 concurrent checks, one cold key: 1 token request (client credentials), 1 (token exchange)", "500 exchanges"}},
 		{"expiry-short", []string{"expiry", "--duration", "5s", "--ttl", "4s", "--skew", "1s", "--refresh-before", "2s", "--rate", "200", "--users", "10", "--nice", "0", "--no-write"},
 			[]string{"0 errors", "0 checks waited"}},
+		{"flood-short", []string{"flood", "--attackers", "100", "--duration", "2s", "--latency", "200ms", "--deadline", "150ms", "--ttl", "2s", "--no-write"},
+			[]string{"0 failed", "allowed true"}},
 		{"soak-5s", []string{"soak", "--duration", "5s", "--ttl", "3s", "--skew", "1s", "--refresh-before", "2s", "--rate", "200", "--users", "20", "--sample", "500ms", "--warmup", "1s", "--nice", "0", "--no-write"},
 			[]string{"**passed**"}},
 	}

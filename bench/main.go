@@ -6,6 +6,7 @@
 //	go run ./bench cold     # single flight, 10,000 exchanges, bytes per entry, max_entries
 //	go run ./bench expiry   # p99 per second across token expiry (refresh ahead)
 //	go run ./bench soak     # bounded soak: errors, goroutines, heap
+//	go run ./bench flood    # distinct bogus bearer tokens against a slow IdP
 //	go run ./bench floor    # the floor server alone
 //	go run ./bench idp      # the development IdP as a process (used by the others)
 //
@@ -29,6 +30,7 @@ Usage:
   go run ./bench cold   [--users 10000] [--concurrent 1000]
   go run ./bench expiry [--duration 70s] [--ttl 20s] [--rate 1000]
   go run ./bench soak   [--duration 10m] [--ttl 20s] [--rate 500] [--users 500]
+  go run ./bench flood  [--attackers 3000] [--duration 6s] [--latency 1.5s] [--deadline 1s]
   go run ./bench floor  --addr 127.0.0.1:0 [--value-len N]
   go run ./bench idp    --addr 127.0.0.1:0 [--ttl 1h]
 
@@ -42,6 +44,7 @@ var commands = map[string]command{
 	"cold":   coldCmd,
 	"expiry": expiryCmd,
 	"soak":   soakCmd,
+	"flood":  floodCmd,
 	"floor":  floorCmd,
 	"idp":    idpCmd,
 }
