@@ -8,7 +8,6 @@ import (
 	"io"
 	"maps"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,6 +18,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/tokenauthz/tokenauthz/internal/slowidp"
 )
 
 // floodConfig: one client-credentials service and one token-exchange
@@ -89,7 +90,7 @@ func floodCmd(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer bins.Close()
-	idp, err := startSlowIdP(*latency, *ttl)
+	idp, err := slowidp.Start(*latency, *ttl)
 	if err != nil {
 		return err
 	}
@@ -114,7 +115,7 @@ func floodCmd(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "flood: %d concurrent bogus tokens for %s, IdP answering in %s, check deadline %s\n",
 		*attackers, *duration, *latency, *deadline)
 
-	ccBefore := idp.cc.Load()
+	ccBefore := idp.Counts().ClientCredentials
 	floodCtx, stopFlood := context.WithTimeout(ctx, *duration)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -154,11 +155,11 @@ func floodCmd(ctx context.Context, args []string, out io.Writer) error {
 	stopFlood()
 	res.FloodSeconds = time.Since(start).Seconds()
 	res.FloodChecks, res.CCChecks, res.CCFailures = total.Load(), ccChecks.Load(), ccFails.Load()
-	res.CCFetches = idp.cc.Load() - ccBefore
+	res.CCFetches = idp.Counts().ClientCredentials - ccBefore
 
 	// After: let the token requests the flood started finish, then look again.
 	settle := time.Now()
-	for idp.inFlight.Load() > 0 && time.Since(settle) < 30*time.Second {
+	for idp.Counts().InFlight > 0 && time.Since(settle) < 30*time.Second {
 		time.Sleep(100 * time.Millisecond)
 	}
 	time.Sleep(5 * time.Second)
@@ -167,7 +168,8 @@ func floodCmd(ctx context.Context, args []string, out io.Writer) error {
 	t0 := time.Now()
 	res.NewUserAllowed = checkOnce(ctx, c, floodRequest("exchange.internal", "user-legit-1"), 10*time.Second) == "allow"
 	res.NewUserMillis = float64(time.Since(t0).Microseconds()) / 1000
-	res.IdPRefused, res.IdPPeakInFlight, res.IdPPeakConns = idp.refused.Load(), idp.peakInFlight.Load(), idp.peakOpen.Load()
+	final := idp.Counts()
+	res.IdPRefused, res.IdPPeakInFlight, res.IdPPeakConns = final.Refused, final.PeakInFlight, final.PeakOpen
 	if err := report(ctx, out, *results, *noWrite, m, "flood", res, floodMarkdown(m, res)); err != nil {
 		return err
 	}
@@ -178,33 +180,14 @@ func floodCmd(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
-func startFloodTarget(ctx context.Context, bins *binaries, idp *slowIdP, refreshBefore time.Duration, maxInFlight int) (*server, error) {
-	grpcAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	httpAddr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
+func startFloodTarget(ctx context.Context, bins *binaries, idp *slowidp.IdP, refreshBefore time.Duration, maxInFlight int) (*server, error) {
 	extra := ""
 	if maxInFlight > 0 {
 		extra = fmt.Sprintf(", max_in_flight: %d", maxInFlight)
 	}
-	cfg := filepath.Join(bins.dir, "flood.yaml")
-	text := fmt.Sprintf(floodConfig, grpcAddr, httpAddr, refreshBefore, extra, idp.TokenURL())
-	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
-		return nil, err
-	}
-	p, err := startProc(ctx, bins.dir, "tokenauthz", procOptions{}, bins.tokenauthz, "serve", "--config", cfg, "--log-level", "error")
-	if err != nil {
-		return nil, err
-	}
-	if err := waitOK(ctx, "http://"+httpAddr+"/readyz", 30*time.Second); err != nil {
-		p.Stop()
-		return nil, fmt.Errorf("tokenauthz: %w (log: %s)", err, p.tail())
-	}
-	return &server{name: "tokenauthz", proc: p, grpcAddr: grpcAddr, httpAddr: httpAddr}, nil
+	return startTokenauthzWith(ctx, bins, procOptions{}, func(grpcAddr, httpAddr string) string {
+		return fmt.Sprintf(floodConfig, grpcAddr, httpAddr, refreshBefore, extra, idp.TokenURL())
+	})
 }
 
 func floodRequest(host, bearer string) *authv3.CheckRequest {
@@ -238,8 +221,9 @@ func checkOnceStub(ctx context.Context, c *client, i int, req *authv3.CheckReque
 	return body.Error
 }
 
-func sampleFlood(ctx context.Context, idp *slowIdP, srv *server) floodSample {
-	s := floodSample{IdPInFlight: idp.inFlight.Load(), IdPConns: idp.open.Load(), TimeWait: timeWait(idp.addr)}
+func sampleFlood(ctx context.Context, idp *slowidp.IdP, srv *server) floodSample {
+	c := idp.Counts()
+	s := floodSample{IdPInFlight: c.InFlight, IdPConns: c.Open, TimeWait: timeWait(idp.Addr())}
 	if m, err := scrape(ctx, "http://"+srv.httpAddr+"/metrics"); err == nil {
 		s.Goroutines = int64(m["go_goroutines"])
 	}

@@ -112,6 +112,14 @@ type server struct {
 // startTokenauthz runs the tokenauthz binary against issuer and waits
 // until it has discovered the token endpoint.
 func startTokenauthz(ctx context.Context, bins *binaries, issuer string, c cacheOpts, o procOptions) (*server, error) {
+	return startTokenauthzWith(ctx, bins, o, func(grpcAddr, httpAddr string) string {
+		return configText(grpcAddr, httpAddr, issuer, c)
+	})
+}
+
+// startTokenauthzWith runs the tokenauthz binary on the configuration
+// config writes for two free addresses, and waits until it is ready.
+func startTokenauthzWith(ctx context.Context, bins *binaries, o procOptions, config func(grpcAddr, httpAddr string) string) (*server, error) {
 	grpcAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -121,7 +129,7 @@ func startTokenauthz(ctx context.Context, bins *binaries, issuer string, c cache
 		return nil, err
 	}
 	cfg := filepath.Join(bins.dir, "tokenauthz.yaml")
-	if err := os.WriteFile(cfg, []byte(configText(grpcAddr, httpAddr, issuer, c)), 0o600); err != nil {
+	if err := os.WriteFile(cfg, []byte(config(grpcAddr, httpAddr)), 0o600); err != nil {
 		return nil, err
 	}
 	p, err := startProc(ctx, bins.dir, "tokenauthz", o, bins.tokenauthz, "serve", "--config", cfg, "--log-level", "warn")
