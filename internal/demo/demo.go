@@ -91,7 +91,7 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, opts Options) err
 	fmt.Fprintf(out, "curl -i -H 'X-Forwarded-Method: POST' -H 'X-Forwarded-Host: orders.internal' -H 'X-Forwarded-Uri: /v1/orders' http://%s/forward-auth\n", a.HTTPAddr())
 	fmt.Fprintf(out, "curl -i http://%s/check/v1/orders/42 -H 'Host: orders.internal'\n", a.HTTPAddr())
 	fmt.Fprintf(out, "curl -s http://%s/metrics | grep ^tokenauthz_\n", a.HTTPAddr())
-	return a.Wait(ctx)
+	return a.Wait(ctx, 0) // Ctrl-C stops the demo at once: no load balancer to drain
 }
 
 type check struct {
