@@ -18,11 +18,9 @@ import (
 )
 
 func (c *command) serve() func(context.Context) int {
-	c.withConfig()
-	c.withLog()
-	grpcAddr := c.fs.String("grpc-addr", "", "gRPC listen address (overrides listen.grpc)")
-	httpAddr := c.fs.String("http-addr", "", "HTTP listen address (overrides listen.http)")
-	drain := c.fs.Duration("drain", app.DefaultDrain, "after SIGTERM, report NOT_SERVING and keep answering this long before stopping")
+	var f app.ServeFlags
+	f.Register(c.fs)
+	c.configPath, c.logLevel = &f.Config, &f.LogLevel
 	return func(ctx context.Context) int {
 		cfg, code := c.load()
 		if cfg == nil {
@@ -32,8 +30,8 @@ func (c *command) serve() func(context.Context) int {
 		if err != nil {
 			return c.exit(err)
 		}
-		cfg.Listen.GRPC = cmp.Or(*grpcAddr, cfg.Listen.GRPC)
-		cfg.Listen.HTTP = cmp.Or(*httpAddr, cfg.Listen.HTTP)
+		cfg.Listen.GRPC = cmp.Or(f.GRPCAddr, cfg.Listen.GRPC)
+		cfg.Listen.HTTP = cmp.Or(f.HTTPAddr, cfg.Listen.HTTP)
 		a, err := app.Start(ctx, cfg, log)
 		if err != nil {
 			return c.exit(err)
@@ -41,7 +39,7 @@ func (c *command) serve() func(context.Context) int {
 		if err := a.WatchConfig(*c.configPath); err != nil {
 			log.Warn("config file not watched; SIGHUP still reloads", "err", err)
 		}
-		return c.exit(a.Wait(ctx, *drain))
+		return c.exit(a.Wait(ctx, f.Drain))
 	}
 }
 
