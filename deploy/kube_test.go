@@ -8,6 +8,7 @@ import (
 	"os"
 	"testing"
 
+	egv1alpha1 "github.com/envoyproxy/gateway/api/v1alpha1"
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
@@ -17,12 +18,20 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	gwapiv1 "sigs.k8s.io/gateway-api/apis/v1"
+	gwapiv1beta1 "sigs.k8s.io/gateway-api/apis/v1beta1"
 	sigsyaml "sigs.k8s.io/yaml"
 )
 
-// kubeTypes gives, per "apiVersion kind", the Go type of the Kubernetes API
-// (or prometheus-operator's, for ServiceMonitor) an object must decode into.
+// kubeTypes gives, per "apiVersion kind", the Go type an object must
+// decode into: the Kubernetes API's, prometheus-operator's (ServiceMonitor),
+// Gateway API's and Envoy Gateway's.
 var kubeTypes = map[string]func() any{
+	"gateway.networking.k8s.io/v1 GatewayClass":        func() any { return &gwapiv1.GatewayClass{} },
+	"gateway.networking.k8s.io/v1 Gateway":             func() any { return &gwapiv1.Gateway{} },
+	"gateway.networking.k8s.io/v1 HTTPRoute":           func() any { return &gwapiv1.HTTPRoute{} },
+	"gateway.networking.k8s.io/v1beta1 ReferenceGrant": func() any { return &gwapiv1beta1.ReferenceGrant{} },
+	"gateway.envoyproxy.io/v1alpha1 SecurityPolicy":    func() any { return &egv1alpha1.SecurityPolicy{} },
 	"v1 Namespace":                            func() any { return &corev1.Namespace{} },
 	"v1 ServiceAccount":                       func() any { return &corev1.ServiceAccount{} },
 	"v1 ConfigMap":                            func() any { return &corev1.ConfigMap{} },
