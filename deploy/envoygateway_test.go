@@ -159,7 +159,7 @@ func grantFor(grants []*gwapiv1beta1.ReferenceGrant, fromNS, toNS, name string) 
 // Gateway's route metadata and a request it matches.
 type route struct {
 	id, name, namespace string // id: HTTPRoute/<namespace>/<name>[/<rule>]
-	req                         scopes.Request
+	req                 scopes.Request
 }
 
 // attachedRoutes lists the rules of the HTTPRoutes attached to the Gateway
