@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,7 @@ type App struct {
 	grpcLis   net.Listener
 	httpLis   net.Listener
 	health    *health.Server
+	healthMu  sync.Mutex         // one syncHealth at a time, so a stale verdict never lands last
 	draining  atomic.Bool        // set at the start of a drain; readiness fails from then on
 	stopping  context.Context    // done when Shutdown starts: ends gRPC health Watch streams
 	endWatch  context.CancelFunc // ends stopping

@@ -95,6 +95,8 @@ func (s watchStream) Context() context.Context { return s.ctx }
 // syncHealth sets every health service to SERVING or NOT_SERVING by
 // notReady. The health server tells Watch streams only of changes.
 func (a *App) syncHealth() {
+	a.healthMu.Lock()
+	defer a.healthMu.Unlock()
 	status := healthpb.HealthCheckResponse_SERVING
 	if a.notReady() != "" {
 		status = healthpb.HealthCheckResponse_NOT_SERVING
