@@ -1,5 +1,6 @@
 # tokenauthz container image: a static binary on distroless, running as
-# nonroot (uid 65532).
+# nonroot (uid 65532). No registry publishes it: build it and push it where
+# your cluster pulls from (deploy/README.md, "Image").
 #   docker build -t tokenauthz .
 #   docker run --rm -v $PWD/envoy/tokenauthz.yaml:/etc/tokenauthz/config.yaml:ro \
 #     -e TOKENAUTHZ_CLIENT_SECRET=... -p 9001:9001 -p 9002:9002 tokenauthz \
@@ -7,7 +8,8 @@
 # tokenauthz listens on 127.0.0.1 unless told otherwise (flags above, or
 # `listen:` in the config): in a container, bind 0.0.0.0.
 
-FROM golang:1.26 AS build
+# The Go of go.mod, to the patch release (deploy tests check they agree).
+FROM golang:1.26.8 AS build
 WORKDIR /src
 # Modules first: this layer stays cached while only the code changes.
 COPY go.mod go.sum ./
@@ -24,6 +26,8 @@ RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/tokenauthz /tokenauthz
 USER nonroot:nonroot
-# 9001: gRPC ext_authz (Envoy), 9002: HTTP (/healthz, /readyz, /metrics, /check).
+# 9001: gRPC ext_authz (Envoy) and gRPC health, 9002: HTTP (/healthz,
+# /readyz, /metrics, /check). distroless has no shell or curl: probe with
+# the binary itself, `/tokenauthz health --addr 127.0.0.1:9001`.
 EXPOSE 9001 9002
 ENTRYPOINT ["/tokenauthz", "serve"]

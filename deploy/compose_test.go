@@ -2,7 +2,10 @@ package deploy
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
+	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tokenauthz/tokenauthz/config"
-
+	"github.com/tokenauthz/tokenauthz/internal/app"
 	"github.com/tokenauthz/tokenauthz/internal/testtools"
 )
 
@@ -33,21 +36,105 @@ func TestDockerComposeConfigIsValid(t *testing.T) {
 
 type composeService struct {
 	Build       any // "dir" or {context, dockerfile}
+	Command     []string
 	Volumes     []any
 	Environment map[string]string
+	Healthcheck struct{ Test []string }
+	DependsOn   map[string]struct{ Condition string } `yaml:"depends_on"`
 }
 
-func readCompose(t *testing.T) map[string]composeService {
+type composeFileDoc struct {
+	Version  *string // obsolete in the Compose Specification: must be absent
+	Services map[string]composeService
+}
+
+func readComposeFile(t *testing.T) composeFileDoc {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(repoRoot, composeFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var c struct{ Services map[string]composeService }
+	var c composeFileDoc
 	if err := yaml.Unmarshal(data, &c); err != nil {
 		t.Fatal(err)
 	}
-	return c.Services
+	return c
+}
+
+func readCompose(t *testing.T) map[string]composeService { return readComposeFile(t).Services }
+
+// TestComposeWaitsForHealthyTokenauthz: no obsolete version key; every
+// dependency waits on a condition, Envoy on tokenauthz being healthy; and
+// tokenauthz's healthcheck is `tokenauthz health` on the gRPC port its
+// config listens on, which, run by a built binary against a ready
+// tokenauthz, exits 0.
+func TestComposeWaitsForHealthyTokenauthz(t *testing.T) {
+	c := readComposeFile(t)
+	if c.Version != nil {
+		t.Errorf("version: %q is obsolete in the Compose Specification", *c.Version)
+	}
+	for name, svc := range c.Services {
+		for dep, d := range svc.DependsOn {
+			if d.Condition == "" {
+				t.Errorf("%s depends on %s without a condition", name, dep)
+			}
+		}
+	}
+	if got := c.Services["envoy"].DependsOn["tokenauthz"].Condition; got != "service_healthy" {
+		t.Errorf("envoy waits for tokenauthz %q, want service_healthy", got)
+	}
+	test := c.Services["tokenauthz"].Healthcheck.Test
+	if len(test) < 3 || test[0] != "CMD" || test[1] != "/tokenauthz" || test[2] != "health" {
+		t.Fatalf("tokenauthz healthcheck %q, want [CMD /tokenauthz health ...]: the distroless image has no shell or curl", test)
+	}
+	t.Setenv("TOKENAUTHZ_CLIENT_SECRET", "s")
+	cfg, err := config.Load(filepath.Join(repoRoot, exampleDir, "tokenauthz.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, grpcPort, _ := net.SplitHostPort(cfg.Listen.GRPC)
+	args := slices.Clone(test[3:])
+	addr := ""
+	for i, a := range args {
+		if a == "--addr" && i+1 < len(args) {
+			addr = args[i+1]
+			args[i+1] = readyTokenauthz(t) // the same flags, against a live server
+		}
+	}
+	if host, port, _ := net.SplitHostPort(addr); host != "127.0.0.1" || port != grpcPort {
+		t.Errorf("healthcheck --addr %q, want 127.0.0.1:%s (the container's own listen.grpc)", addr, grpcPort)
+	}
+	out, err := exec.Command(builtTokenauthz(t), append([]string{"health"}, args...)...).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "SERVING" {
+		t.Errorf("tokenauthz health %q against a ready server: %v %s", args, err, out)
+	}
+}
+
+// readyTokenauthz serves a config with a fixed token_url, ready at once,
+// and returns its gRPC address.
+func readyTokenauthz(t *testing.T) string {
+	t.Helper()
+	cfg, err := config.Parse("ready.yaml", []byte("listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}\n"+
+		"services: {a: {hosts: [a], token_url: https://idp.invalid/token, client_id: x, client_secret: y, grant_type: client_credentials}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Shutdown)
+	return a.GRPCAddr()
+}
+
+// builtTokenauthz builds the binary the image runs.
+func builtTokenauthz(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "tokenauthz")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/tokenauthz").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // localPaths lists what a service reads from the repository: its build
@@ -187,7 +274,7 @@ func TestDockerfile(t *testing.T) {
 	goVersion := ""
 	for line := range strings.Lines(string(gomod)) {
 		if v, ok := strings.CutPrefix(line, "go "); ok {
-			goVersion = strings.Join(strings.SplitN(strings.TrimSpace(v), ".", 3)[:2], ".")
+			goVersion = strings.TrimSpace(v) // to the patch release: the build is reproducible
 		}
 	}
 	grpc, http := defaultPorts(t)

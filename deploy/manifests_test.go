@@ -15,6 +15,8 @@ import (
 var knownKinds = map[string][]string{
 	"v1":                           {"Namespace", "ServiceAccount", "ConfigMap", "Service"},
 	"apps/v1":                      {"Deployment"},
+	"policy/v1":                    {"PodDisruptionBudget"},
+	"networking.k8s.io/v1":         {"NetworkPolicy"},
 	"install.istio.io/v1alpha1":    {"IstioOperator"},
 	"networking.istio.io/v1":       {"ServiceEntry", "Gateway", "DestinationRule", "VirtualService"},
 	"networking.istio.io/v1alpha3": {"EnvoyFilter"},

@@ -4,12 +4,28 @@
 #   scripts/tools.sh            # every tool
 #   scripts/tools.sh hydra      # only the named ones
 #
+# What it needs from the machine (checked first, before anything is
+# installed, so a missing piece fails at once with its name, not half-way):
+#   - bash 4 or later, and Go at least the version go.mod names: Hydra,
+#     Caddy, grpcurl, Helm and ghz are built from the Go module proxy;
+#   - gcc (cgo) for Hydra's SQLite driver;
+#   - for nginx-light and docker-compose, unless they are installed already:
+#     Debian or Ubuntu with apt-get, run as root (as CI does), or as a user
+#     with sudo. sudo is never called when already root.
+# On other systems install nginx (with auth_request) and docker-compose
+# yourself and put them on PATH: the script then only links them.
+#
 # Each tool has one install_<name> function that returns early, with
 # status=cached, when the binary in .tools/bin works and its stamp in
 # .tools/stamps records the wanted version, and otherwise installs it and
-# sets status=installed. Add a tool by writing its function and listing it in
-# TOOLS below. Works from any directory; needs Go, and gcc for cgo.
+# sets status=installed. Add a tool by writing its function, saying in
+# NEEDS what it needs, and listing it in TOOLS below. Works from any
+# directory.
 set -euo pipefail
+if ((BASH_VERSINFO[0] < 4)); then # associative arrays below
+	echo "tools.sh: needs bash 4 or later (found $BASH_VERSION)" >&2
+	exit 1
+fi
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TOOLS_DIR="$REPO/.tools"
@@ -20,7 +36,12 @@ SRC="$TOOLS_DIR/src"
 # The tools the tests need; installed when no names are given. Each follows
 # the shape of install_hydra: check binary and stamp, install, write the
 # stamp. Optional tools (ghz) are installed by name: scripts/tools.sh ghz.
-TOOLS=(hydra nginx caddy docker_compose grpcurl)
+TOOLS=(hydra nginx caddy docker_compose grpcurl helm)
+
+# What each tool needs, checked by preflight: go (the Go toolchain), cc
+# (cgo with a C compiler), apt (apt-get as root or with sudo; needed only
+# when the program is not found already, which found_<name> tells).
+declare -A NEEDS=([hydra]="go cc" [nginx]=apt [caddy]=go [docker_compose]=apt [grpcurl]=go [ghz]=go [helm]=go)
 
 HYDRA_VERSION=v2.3.0
 # Hydra v2.3.0 needs Ory's fork of pop; the go.mod of hydra replaces it, but
@@ -39,6 +60,8 @@ GRPCURL_VERSION=v1.9.3
 GHZ_VERSION=v0.93.0
 # docker-compose v1.29 from Debian: validates docker-compose.yaml offline.
 DOCKER_COMPOSE_PACKAGE=docker-compose
+# helm: renders and lints deploy/helm/tokenauthz in the deploy tests.
+HELM_VERSION=v3.22.0
 
 # stamp_ok NAME WANT: the stamp of NAME records WANT.
 stamp_ok() {
@@ -53,10 +76,6 @@ install_hydra() {
 		[[ "$("$BIN/hydra" version 2>/dev/null)" == *"Version:"*"$HYDRA_VERSION"* ]]; then
 		status=cached
 		return
-	fi
-	if [[ "$(go env CGO_ENABLED)" != 1 ]] || ! command -v "$(go env CC)" >/dev/null; then
-		echo "hydra: needs cgo and a C compiler for SQLite (apt-get install gcc)" >&2
-		exit 1
 	fi
 	local dir="$SRC/hydra"
 	rm -rf "$dir" "$STAMPS/hydra"
@@ -87,6 +106,50 @@ nginx_has_auth_request() {
 	[[ -x "$1" ]] && "$1" -V 2>&1 | grep -q -- --with-http_auth_request_module
 }
 
+# found_nginx: prints the nginx with auth_request already installed, if any.
+found_nginx() {
+	local found
+	found="$(readlink -f "$(command -v nginx || echo /usr/sbin/nginx)" || true)" # sbin: not on a user's PATH
+	if nginx_has_auth_request "$found"; then echo "$found"; fi
+}
+
+# as_root CMD...: CMD as root: directly when root, else through sudo
+# (preflight made sure there is one).
+as_root() {
+	if [[ "$(id -u)" == 0 ]]; then
+		"$@"
+	else
+		sudo "$@"
+	fi
+}
+
+# apt_install NAME PACKAGE: installs a Debian package for tool NAME, the log
+# in .tools/src/NAME.log.
+apt_install() {
+	local log="$SRC/$1.log"
+	if ! (
+		as_root apt-get update &&
+			as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "$2"
+	) >"$log" 2>&1; then
+		tail -n 40 "$log" >&2
+		echo "$1: apt-get install $2 failed, full log in $log" >&2
+		exit 1
+	fi
+}
+
+# link_tool NAME FILE VERSION: .tools/bin/FILE links to the found program,
+# stamped with the version it reports.
+link_tool() {
+	local name=$1 file=$2 found=$3 version=$4
+	if [[ "$(readlink "$BIN/$file" 2>/dev/null)" == "$found" ]] && stamp_ok "$name" "$version"; then
+		status=${status:-cached}
+		return
+	fi
+	ln -sfn "$found" "$BIN/$file"
+	echo "$version" >"$STAMPS/$name"
+	status=${status:-linked}
+}
+
 # nginx: Debian's nginx-light, installed with apt-get only when no nginx
 # with auth_request is found; .tools/bin/nginx links to it so tests find it.
 # The stamp records the version nginx reports. Tests run their own nginx on
@@ -94,42 +157,17 @@ nginx_has_auth_request() {
 # keep it from starting with a policy-rc.d).
 install_nginx() {
 	local found
-	found="$(command -v nginx || echo /usr/sbin/nginx)" # sbin: not on a user's PATH
-	found="$(readlink -f "$found" || true)"
-	if ! nginx_has_auth_request "$found"; then
-		local sudo=() log="$SRC/nginx.log"
-		if [[ "$(id -u)" != 0 ]]; then
-			command -v sudo >/dev/null || {
-				echo "nginx: apt-get install $NGINX_PACKAGE needs root (or sudo)" >&2
-				exit 1
-			}
-			sudo=(sudo)
-		fi
-		if ! (
-			"${sudo[@]}" apt-get update &&
-				"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-					apt-get install -y --no-install-recommends "$NGINX_PACKAGE"
-		) >"$log" 2>&1; then
-			tail -n 40 "$log" >&2
-			echo "nginx: apt-get install $NGINX_PACKAGE failed, full log in $log" >&2
-			exit 1
-		fi
-		found=/usr/sbin/nginx
-		if ! nginx_has_auth_request "$found"; then
-			echo "nginx: $found lacks --with-http_auth_request_module" >&2
+	found="$(found_nginx)"
+	if [[ -z "$found" ]]; then
+		apt_install nginx "$NGINX_PACKAGE"
+		found="$(found_nginx)"
+		if [[ -z "$found" ]]; then
+			echo "nginx: no nginx with --with-http_auth_request_module after installing $NGINX_PACKAGE" >&2
 			exit 1
 		fi
 		status=installed
 	fi
-	local version
-	version="$("$found" -v 2>&1)"
-	if [[ "$(readlink "$BIN/nginx" 2>/dev/null)" == "$found" ]] && stamp_ok nginx "$version"; then
-		status=${status:-cached}
-		return
-	fi
-	ln -sfn "$found" "$BIN/nginx"
-	echo "$version" >"$STAMPS/nginx"
-	status=${status:-linked}
+	link_tool nginx nginx "$found" "$("$found" -v 2>&1)"
 }
 
 # caddy: built from the Go module proxy with go install (no plugins). A
@@ -164,42 +202,29 @@ install_caddy() {
 	status=installed
 }
 
+# found_docker_compose: prints the working docker-compose, if any.
+found_docker_compose() {
+	local found
+	found="$(readlink -f "$(command -v docker-compose || echo /usr/bin/docker-compose)" || true)"
+	if "$found" version --short >/dev/null 2>&1; then echo "$found"; fi
+}
+
 # docker_compose: Debian's docker-compose (v1.29, Python), linked into
 # .tools/bin. The tests only run `docker-compose config -q` on
 # docker-compose.yaml: it needs no Docker engine.
 install_docker_compose() {
 	local found
-	found="$(readlink -f "$(command -v docker-compose || echo /usr/bin/docker-compose)" || true)"
-	if ! "$found" version --short >/dev/null 2>&1; then
-		local sudo=() log="$SRC/docker_compose.log"
-		if [[ "$(id -u)" != 0 ]]; then
-			command -v sudo >/dev/null || {
-				echo "docker_compose: apt-get install $DOCKER_COMPOSE_PACKAGE needs root (or sudo)" >&2
-				exit 1
-			}
-			sudo=(sudo)
-		fi
-		if ! (
-			"${sudo[@]}" apt-get update &&
-				"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
-					apt-get install -y --no-install-recommends "$DOCKER_COMPOSE_PACKAGE"
-		) >"$log" 2>&1; then
-			tail -n 40 "$log" >&2
-			echo "docker_compose: apt-get install $DOCKER_COMPOSE_PACKAGE failed, full log in $log" >&2
+	found="$(found_docker_compose)"
+	if [[ -z "$found" ]]; then
+		apt_install docker_compose "$DOCKER_COMPOSE_PACKAGE"
+		found="$(found_docker_compose)"
+		if [[ -z "$found" ]]; then
+			echo "docker_compose: docker-compose does not run after installing $DOCKER_COMPOSE_PACKAGE" >&2
 			exit 1
 		fi
-		found=/usr/bin/docker-compose
 		status=installed
 	fi
-	local version
-	version="$("$found" version --short 2>&1)"
-	if [[ "$(readlink "$BIN/docker-compose" 2>/dev/null)" == "$found" ]] && stamp_ok docker_compose "$version"; then
-		status=${status:-cached}
-		return
-	fi
-	ln -sfn "$found" "$BIN/docker-compose"
-	echo "$version" >"$STAMPS/docker_compose"
-	status=${status:-linked}
+	link_tool docker_compose docker-compose "$found" "$("$found" version --short 2>&1)"
 }
 
 # grpcurl: built from the Go module proxy with go install.
@@ -219,6 +244,38 @@ install_grpcurl() {
 		exit 1
 	fi
 	echo "$GRPCURL_VERSION" >"$STAMPS/grpcurl"
+	status=installed
+}
+
+# helm: built from the Go module proxy in its own module, so that the
+# Kubernetes version its capabilities default to (and `helm version`) are
+# stamped as Helm's Makefile does, from the client-go it is built with.
+install_helm() {
+	if [[ -x "$BIN/helm" ]] && stamp_ok helm "$HELM_VERSION" &&
+		[[ "$("$BIN/helm" version --template '{{.Version}}' 2>/dev/null)" == "$HELM_VERSION" ]]; then
+		status=cached
+		return
+	fi
+	local dir="$SRC/helm" pkg=helm.sh/helm/${HELM_VERSION%%.*}
+	rm -rf "$dir" "$STAMPS/helm"
+	mkdir -p "$dir"
+	if ! (
+		cd "$dir" &&
+			export GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" &&
+			go mod init tokenauthz.tools/helm &&
+			go get "$pkg@$HELM_VERSION" &&
+			kube="$(go list -m -f '{{.Version}}' k8s.io/client-go)" && kube="${kube#v0.}" && kube="${kube%%.*}" &&
+			go build -ldflags "-s -w -X $pkg/internal/version.version=$HELM_VERSION
+				-X $pkg/pkg/chartutil.k8sVersionMajor=1 -X $pkg/pkg/chartutil.k8sVersionMinor=$kube
+				-X $pkg/pkg/lint/rules.k8sVersionMajor=1 -X $pkg/pkg/lint/rules.k8sVersionMinor=$kube" \
+				-o "$BIN/helm.tmp" "$pkg/cmd/helm"
+	) >"$dir.log" 2>&1; then
+		tail -n 40 "$dir.log" >&2
+		echo "helm: build failed, full log in $dir.log" >&2
+		exit 1
+	fi
+	mv "$BIN/helm.tmp" "$BIN/helm"
+	echo "$HELM_VERSION" >"$STAMPS/helm"
 	status=installed
 }
 
@@ -252,6 +309,45 @@ install_ghz() {
 	status=installed
 }
 
+# preflight NAME...: checks, before anything is installed, that the machine
+# has what the named tools need (NEEDS), and names everything missing.
+preflight() {
+	local missing=() name need want have
+	for name in "$@"; do
+		for need in ${NEEDS[$name]:-}; do
+			case $need in
+			go)
+				want="go$(sed -n 's/^go \([0-9.]*\).*/\1/p' "$REPO/go.mod")"
+				if ! have="$(go env GOVERSION 2>/dev/null)"; then
+					missing+=("$name: Go ($want or later; https://go.dev/doc/install)")
+				elif [[ "$(printf '%s\n' "$want" "$have" | sort -V | head -n 1)" != "$want" ]]; then
+					missing+=("$name: Go $want or later (found $have)")
+				fi
+				;;
+			cc)
+				command -v go >/dev/null || continue # said above
+				if [[ "$(go env CGO_ENABLED 2>/dev/null)" != 1 ]] || ! command -v "$(go env CC 2>/dev/null)" >/dev/null; then
+					missing+=("$name: cgo with a C compiler, for SQLite (Debian: apt-get install gcc)")
+				fi
+				;;
+			apt)
+				[[ -z "$("found_$name")" ]] || continue
+				if ! command -v apt-get >/dev/null || ! grep -qiE '^(ID|ID_LIKE)=.*(debian|ubuntu)' /etc/os-release 2>/dev/null; then
+					missing+=("$name: not installed, and this is not Debian or Ubuntu with apt-get: install it yourself and put it on PATH")
+				elif [[ "$(id -u)" != 0 ]] && ! command -v sudo >/dev/null; then
+					missing+=("$name: apt-get install needs root, or sudo for this user")
+				fi
+				;;
+			esac
+		done
+	done
+	if [[ ${#missing[@]} -gt 0 ]]; then
+		echo "tools.sh: this machine lacks what these tools need; nothing was installed:" >&2
+		printf '  - %s\n' "${missing[@]}" >&2
+		exit 1
+	fi
+}
+
 status= # set by each install_<name>: installed, cached, linked or failed
 
 main() {
@@ -261,9 +357,12 @@ main() {
 	local name start
 	for name in "${names[@]}"; do
 		if ! declare -F "install_$name" >/dev/null; then
-			echo "tools.sh: unknown tool $name (known: ${TOOLS[*]})" >&2
+			echo "tools.sh: unknown tool $name (known: ${TOOLS[*]} ghz)" >&2
 			exit 2
 		fi
+	done
+	preflight "${names[@]}"
+	for name in "${names[@]}"; do
 		start=$SECONDS
 		status=
 		"install_$name"

@@ -3,7 +3,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -12,28 +11,45 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
 	"github.com/tokenauthz/tokenauthz/config"
-	"github.com/tokenauthz/tokenauthz/internal/app"
-	"github.com/tokenauthz/tokenauthz/internal/demo"
-	"github.com/tokenauthz/tokenauthz/internal/explain"
 )
 
-const usage = `tokenauthz: Envoy ext_authz server that injects backend OAuth2 tokens.
+// subcommand is one verb of the command line.
+type subcommand struct {
+	name, synopsis, summary string
+	// setup declares the subcommand's flags on c and returns what runs it
+	// once they are parsed; `help NAME` calls setup alone to list them.
+	setup func(c *command) func(ctx context.Context) int
+}
 
-Usage:
-  tokenauthz serve    --config FILE [--grpc-addr ADDR] [--http-addr ADDR] [--log-level LEVEL]
-  tokenauthz validate --config FILE
-  tokenauthz explain  --config FILE --method GET --url URL [--header 'k: v']... [--context service=NAME]...
-  tokenauthz demo     [--grpc-addr ADDR] [--http-addr ADDR] [--idp-addr ADDR]
-  tokenauthz version
+// subcommands in the order usage lists them.
+var subcommands = []subcommand{
+	{"serve", "--config FILE [--grpc-addr ADDR] [--http-addr ADDR] [--log-level LEVEL] [--drain D]",
+		"Serve ext_authz over gRPC and HTTP until SIGTERM/SIGINT; SIGHUP or a change of the file reloads the config.", (*command).serve},
+	{"validate", "--config FILE",
+		"Check a config statically, without any network call; exit 1 lists every problem.", (*command).validate},
+	{"explain", "--config FILE --method GET --url URL [--header 'k: v']... [--context service=NAME]...",
+		"Show the service, endpoint, grant, scope and token request one request would get, without any network call.", (*command).explain},
+	{"health", "[--addr ADDR] [--service NAME] [--timeout D]",
+		"Ask a running tokenauthz's gRPC health service; exit 0 when SERVING, 1 otherwise (the reason on stderr).", (*command).health},
+	{"demo", "[--grpc-addr ADDR] [--http-addr ADDR] [--idp-addr ADDR]",
+		"Run a development IdP and tokenauthz on this machine and show real checks.", (*command).demo},
+	{"version", "",
+		"Print the version, commit and Go version.", (*command).version},
+}
 
---config defaults to $TOKENAUTHZ_CONFIG.
-`
+func usage() string {
+	var b strings.Builder
+	b.WriteString("tokenauthz: Envoy ext_authz server that injects backend OAuth2 tokens.\n\nUsage:\n")
+	for _, s := range subcommands {
+		fmt.Fprintf(&b, "  %s\n", strings.TrimSpace(fmt.Sprintf("tokenauthz %-8s %s", s.name, s.synopsis)))
+	}
+	b.WriteString("  tokenauthz help [SUBCOMMAND]\n\n--config defaults to $TOKENAUTHZ_CONFIG. `tokenauthz help SUBCOMMAND` lists its flags.\n")
+	return b.String()
+}
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -41,41 +57,82 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		fmt.Fprint(stderr, usage())
+		return 2
+	}
+	switch args[0] {
+	case "help", "-h", "-help", "--help":
+		return help(args[1:], stdout, stderr)
+	}
+	sub, ok := find(args[0])
+	if !ok {
+		fmt.Fprintf(stderr, "unknown command %q\n\n%s", args[0], usage())
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	c := &command{name: args[0], stdout: stdout, stderr: stderr, fs: flag.NewFlagSet(args[0], flag.ContinueOnError)}
-	c.fs.SetOutput(stderr)
-	switch c.name {
-	case "serve":
-		return c.serve(ctx, args[1:])
-	case "validate":
-		return c.validate(args[1:])
-	case "explain":
-		return c.explain(args[1:])
-	case "demo":
-		return c.demo(ctx, args[1:])
-	case "version":
-		if c.parse(args[1:]) != nil {
-			return 2
-		}
-		fmt.Fprintln(stdout, version())
+	c := newCommand(sub, stdout, stderr)
+	start := sub.setup(c)
+	if code, ok := c.parse(args[1:]); !ok {
+		return code
+	}
+	return start(ctx)
+}
+
+// help prints the usage, or one subcommand's with its flags, on stdout.
+func help(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || (len(args) == 1 && args[0] == "help") {
+		fmt.Fprint(stdout, usage())
 		return 0
 	}
-	fmt.Fprintf(stderr, "unknown command %q\n\n%s", c.name, usage)
-	return 2
+	sub, ok := find(args[0])
+	if !ok || len(args) > 1 {
+		fmt.Fprintf(stderr, "help: want one subcommand name, got %q\n\n%s", args, usage())
+		return 2
+	}
+	c := newCommand(sub, stdout, stderr)
+	sub.setup(c)
+	c.usage(stdout)
+	return 0
+}
+
+func find(name string) (subcommand, bool) {
+	for _, s := range subcommands {
+		if s.name == name {
+			return s, true
+		}
+	}
+	return subcommand{}, false
 }
 
 // command is one subcommand's flags and output; each subcommand declares
 // only the flags it takes, so a misplaced flag is an error, not ignored.
 type command struct {
-	name           string
+	sub            subcommand
 	fs             *flag.FlagSet
 	stdout, stderr io.Writer
 	configPath     *string
 	logLevel       *string
+}
+
+func newCommand(sub subcommand, stdout, stderr io.Writer) *command {
+	c := &command{sub: sub, stdout: stdout, stderr: stderr, fs: flag.NewFlagSet(sub.name, flag.ContinueOnError)}
+	c.fs.SetOutput(stderr)
+	c.fs.Usage = func() {} // parse prints what fits: the usage for -h, a hint on errors
+	return c
+}
+
+// usage prints the subcommand's synopsis, summary and flags to w.
+func (c *command) usage(w io.Writer) {
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", strings.TrimSpace("tokenauthz "+c.sub.name+" "+c.sub.synopsis), c.sub.summary)
+	n := 0
+	c.fs.VisitAll(func(*flag.Flag) { n++ })
+	if n > 0 {
+		fmt.Fprint(w, "\nFlags:\n")
+		c.fs.SetOutput(w)
+		c.fs.PrintDefaults()
+		c.fs.SetOutput(c.stderr)
+	}
 }
 
 func (c *command) withConfig() {
@@ -86,22 +143,26 @@ func (c *command) withLog() {
 	c.logLevel = c.fs.String("log-level", "info", "debug, info, warn or error")
 }
 
-func (c *command) parse(args []string) error {
-	if err := c.fs.Parse(args); err != nil {
-		return err
+// parse parses the flags: ok, or the exit code (0 after -h printed the
+// usage, 2 for bad usage).
+func (c *command) parse(args []string) (code int, ok bool) {
+	err := c.fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		c.usage(c.stdout)
+		return 0, false
+	case err != nil: // flag printed the error
+	case c.fs.NArg() > 0:
+		fmt.Fprintf(c.stderr, "%s: unexpected argument %q\n", c.sub.name, c.fs.Arg(0))
+	default:
+		return 0, true
 	}
-	if c.fs.NArg() > 0 {
-		fmt.Fprintf(c.stderr, "%s: unexpected argument %q\n", c.name, c.fs.Arg(0))
-		return errors.New("usage")
-	}
-	return nil
+	fmt.Fprintf(c.stderr, "run 'tokenauthz help %s' for its flags\n", c.sub.name)
+	return 2, false
 }
 
-// load parses the flags and loads the config: 0 and the config, or the exit code.
-func (c *command) load(args []string) (*config.Config, int) {
-	if c.parse(args) != nil {
-		return nil, 2
-	}
+// load loads the config: the config, or nil and the exit code.
+func (c *command) load() (*config.Config, int) {
 	if *c.configPath == "" {
 		fmt.Fprintln(c.stderr, "--config FILE (or TOKENAUTHZ_CONFIG) is required")
 		return nil, 2
@@ -126,130 +187,10 @@ func (c *command) logger() (*slog.Logger, error) {
 	return log, nil
 }
 
-func (c *command) serve(ctx context.Context, args []string) int {
-	c.withConfig()
-	c.withLog()
-	grpcAddr := c.fs.String("grpc-addr", "", "gRPC listen address (overrides listen.grpc)")
-	httpAddr := c.fs.String("http-addr", "", "HTTP listen address (overrides listen.http)")
-	cfg, code := c.load(args)
-	if cfg == nil {
-		return code
-	}
-	log, err := c.logger()
-	if err != nil {
-		return c.exit(err)
-	}
-	cfg.Listen.GRPC = or(*grpcAddr, cfg.Listen.GRPC)
-	cfg.Listen.HTTP = or(*httpAddr, cfg.Listen.HTTP)
-	a, err := app.Start(ctx, cfg, log)
-	if err != nil {
-		return c.exit(err)
-	}
-	if err := a.WatchConfig(*c.configPath); err != nil {
-		log.Warn("config file not watched; SIGHUP still reloads", "err", err)
-	}
-	return c.exit(a.Wait(ctx))
-}
-
-func (c *command) validate(args []string) int {
-	c.withConfig()
-	cfg, code := c.load(args)
-	if cfg == nil {
-		return code
-	}
-	fmt.Fprintf(c.stdout, "%s: ok (%d services)\n", *c.configPath, len(cfg.Routes.Services()))
-	return 0
-}
-
-func (c *command) explain(args []string) int {
-	c.withConfig()
-	method := c.fs.String("method", "GET", "request method")
-	url := c.fs.String("url", "", "request URL, e.g. https://orders.internal/v1/orders/42")
-	var headers, contexts multi
-	c.fs.Var(&headers, "header", "request header 'name: value' (repeatable)")
-	c.fs.Var(&contexts, "context", "Envoy context extension key=value: service=NAME, endpoint=NAME (repeatable)")
-	cfg, code := c.load(args)
-	if cfg == nil {
-		return code
-	}
-	in, err := explain.Request{Method: *method, URL: *url, Headers: headers, Context: contexts}.Input()
-	if err != nil {
-		fmt.Fprintln(c.stderr, err)
-		return 2
-	}
-	explain.Write(c.stdout, cfg, in)
-	return 0
-}
-
-func (c *command) demo(ctx context.Context, args []string) int {
-	c.withLog()
-	opts := demo.Options{}
-	c.fs.StringVar(&opts.GRPCAddr, "grpc-addr", "127.0.0.1:9001", "tokenauthz gRPC listen address")
-	c.fs.StringVar(&opts.HTTPAddr, "http-addr", "127.0.0.1:9002", "tokenauthz HTTP listen address")
-	c.fs.StringVar(&opts.IdPAddr, "idp-addr", "127.0.0.1:9400", "the development OpenID provider's address")
-	if c.parse(args) != nil {
-		return 2
-	}
-	log, err := c.logger()
-	if err != nil {
-		return c.exit(err)
-	}
-	return c.exit(demo.Run(ctx, c.stdout, log, opts))
-}
-
 func (c *command) exit(err error) int {
 	if err == nil || errors.Is(err, context.Canceled) {
 		return 0
 	}
 	fmt.Fprintln(c.stderr, err)
 	return 1
-}
-
-// Build stamps for builds where Go cannot read VCS information itself (a
-// docker build without .git, GOFLAGS=-buildvcs=false):
-//
-//	go build -ldflags "-X main.buildVersion=v1.2.3 -X main.buildCommit=$(git rev-parse HEAD)"
-//
-// `make build` and the Dockerfile set them.
-var buildVersion, buildCommit string
-
-// version names the module version, the commit and the Go version: from the
-// build info, else from the build stamps.
-func version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		info = &debug.BuildInfo{}
-	}
-	ver, commit, modified := info.Main.Version, buildCommit, false
-	if buildVersion != "" {
-		ver = buildVersion
-	}
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			commit = s.Value
-		case "vcs.modified":
-			modified = s.Value == "true"
-		}
-	}
-	v := "tokenauthz " + cmp.Or(ver, "(unknown version)")
-	if commit != "" {
-		v += " commit " + commit
-	}
-	if modified {
-		v += " (modified)"
-	}
-	return v + " " + cmp.Or(info.GoVersion, runtime.Version())
-}
-
-type multi []string
-
-func (m *multi) String() string     { return strings.Join(*m, ", ") }
-func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
 }

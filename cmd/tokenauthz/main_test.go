@@ -2,11 +2,21 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tokenauthz/tokenauthz/config"
+	"github.com/tokenauthz/tokenauthz/devidp"
+	"github.com/tokenauthz/tokenauthz/internal/app"
 )
 
 const goodConfig = `
@@ -43,9 +53,63 @@ func writeConfig(t *testing.T, text string) string {
 	return path
 }
 
+// startApp serves the config text in process until the test ends.
+func startApp(t *testing.T, text string) *app.App {
+	t.Helper()
+	cfg, err := config.Parse("cli.yaml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := app.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Shutdown)
+	return a
+}
+
+// healthTargets are gRPC addresses for `tokenauthz health`: a ready
+// tokenauthz (real devidp), one whose issuer is unreachable, a listener
+// that accepts and never answers, and a port nothing listens on.
+func healthTargets(t *testing.T) (ready, unready, silent, closed string) {
+	t.Helper()
+	idp, err := devidp.Start(context.Background(), devidp.Options{Clients: []devidp.Client{{ID: "cli", Secret: "cli-secret"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { idp.Close() })
+	r := startApp(t, fmt.Sprintf(serveConfig, idp.Issuer()))
+	u := startApp(t, fmt.Sprintf(serveConfig, "http://127.0.0.1:1/"))
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		resp, err := http.Get("http://" + r.HTTPAddr() + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("tokenauthz with a reachable issuer not ready")
+		}
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	l2, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l2.Close()
+	return r.GRPCAddr(), u.GRPCAddr(), l.Addr().String(), l2.Addr().String()
+}
+
 func TestCLI(t *testing.T) {
 	t.Setenv("CLI_TEST_SECRET", "very-secret-value")
 	good, bad := writeConfig(t, goodConfig), writeConfig(t, badConfig)
+	ready, unready, silent, closed := healthTargets(t)
+	const authzService = "envoy.service.auth.v3.Authorization"
 	tests := []struct {
 		name     string
 		args     []string
@@ -77,6 +141,25 @@ func TestCLI(t *testing.T) {
 		{"flag-of-another-command", []string{"validate", "--config", good, "--url", "http://x/"}, "", 2, []string{"flag provided but not defined: -url"}, nil},
 		{"stray-argument", []string{"validate", "--config", good, "extra"}, "", 2, []string{`unexpected argument "extra"`}, nil},
 		{"no-command", nil, "", 2, []string{"Usage:"}, nil},
+		{"help", []string{"help"}, "", 0, []string{"Usage:", "tokenauthz serve ", "tokenauthz health ", "tokenauthz help [SUBCOMMAND]"}, nil},
+		{"help-long-flag", []string{"--help"}, "", 0, []string{"Usage:", "tokenauthz validate --config FILE"}, nil},
+		{"help-short-flag", []string{"-h"}, "", 0, []string{"Usage:", "tokenauthz explain "}, nil},
+		{"help-serve-lists-its-flags", []string{"help", "serve"}, "", 0,
+			[]string{"Usage: tokenauthz serve --config FILE", "-drain duration", "(default 5s)", "-grpc-addr", "-http-addr", "-log-level", "-config"}, []string{"-method", "  -addr string"}},
+		{"help-explain-lists-its-flags", []string{"help", "explain"}, "", 0, []string{"-method", "-url", "-header", "-context"}, []string{"-drain"}},
+		{"help-health-lists-its-flags", []string{"help", "health"}, "", 0, []string{"-addr string", "(default \"127.0.0.1:9001\")", "-service", "-timeout duration"}, []string{"-config"}},
+		{"help-version-has-no-flags", []string{"help", "version"}, "", 0, []string{"Usage: tokenauthz version"}, []string{"Flags:"}},
+		{"help-unknown-subcommand", []string{"help", "frobnicate"}, "", 2, []string{"want one subcommand name"}, nil},
+		{"subcommand-help-flag", []string{"validate", "-h"}, "", 0, []string{"Usage: tokenauthz validate --config FILE", "-config"}, []string{"flag: help requested"}},
+		{"bad-flag-points-to-help", []string{"serve", "--drian", "1s"}, "", 2, []string{"flag provided but not defined: -drian", "run 'tokenauthz help serve'"}, nil},
+		{"health-serving", []string{"health", "--addr", ready}, "", 0, []string{"SERVING"}, []string{"NOT_SERVING"}},
+		{"health-ext-authz-serving", []string{"health", "--addr", ready, "--service", authzService}, "", 0, []string{"SERVING"}, []string{"NOT_SERVING"}},
+		{"health-issuer-unreachable", []string{"health", "--addr", unready}, "", 1, []string{`health ` + unready + ` service "": NOT_SERVING`}, nil},
+		{"health-ext-authz-issuer-unreachable", []string{"health", "--addr", unready, "--service", authzService}, "", 1, []string{"NOT_SERVING"}, nil},
+		{"health-unknown-service", []string{"health", "--addr", ready, "--service", "nope"}, "", 1, []string{"NotFound"}, nil},
+		{"health-nothing-listening", []string{"health", "--addr", closed}, "", 1, []string{"connection refused"}, nil},
+		{"health-timeout", []string{"health", "--addr", silent, "--timeout", "300ms"}, "", 1, []string{"DeadlineExceeded"}, nil},
+		{"health-bad-timeout", []string{"health", "--timeout", "soon"}, "", 2, []string{`invalid value "soon" for flag -timeout`}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -100,16 +183,10 @@ func TestCLI(t *testing.T) {
 	}
 }
 
-// TestVersionOfABuiltBinary builds tokenauthz as `make build` does and runs
-// `version`: the stamped version and commit must show.
+// TestVersionOfABuiltBinary runs `version` of the binary built as `make
+// build` does: the stamped version and commit must show.
 func TestVersionOfABuiltBinary(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "tokenauthz")
-	build := exec.Command("go", "build", "-o", bin,
-		"-ldflags", "-X main.buildVersion=v9.8.7 -X main.buildCommit=0123abcd", ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	out, err := exec.Command(bin, "version").CombinedOutput()
+	out, err := exec.Command(binary(t), "version").CombinedOutput()
 	if err != nil {
 		t.Fatalf("version: %v\n%s", err, out)
 	}

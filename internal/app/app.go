@@ -3,7 +3,6 @@
 package app
 
 import (
-	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -12,12 +11,13 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/reflection"
 
 	"github.com/tokenauthz/tokenauthz/authz"
@@ -41,6 +41,10 @@ type App struct {
 	grpcLis   net.Listener
 	httpLis   net.Listener
 	health    *health.Server
+	healthMu  sync.Mutex         // one syncHealth at a time, so a stale verdict never lands last
+	draining  atomic.Bool        // set at the start of a drain; readiness fails from then on
+	stopping  context.Context    // done when Shutdown starts: ends gRPC health Watch streams
+	endWatch  context.CancelFunc // ends stopping
 	metrics   *metrics.Metrics
 	tracing   *tracing.Tracing
 	ctx       context.Context
@@ -89,8 +93,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 
 	a.grpc = grpc.NewServer(a.tracing.ServerOptions()...)
 	authv3.RegisterAuthorizationServer(a.grpc, a.Authz)
-	a.health = health.NewServer()
-	healthpb.RegisterHealthServer(a.grpc, a.health)
+	a.registerHealth()
 	reflection.Register(a.grpc) // so grpcurl needs no .proto files
 
 	mux := http.NewServeMux()
@@ -104,6 +107,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 
 	go func() { a.errs <- a.grpc.Serve(grpcLis) }()
 	go func() { a.errs <- a.http.Serve(httpLis) }()
+	go a.followReadiness()
 	log.Info("serving", "grpc", a.GRPCAddr(), "http", a.HTTPAddr(), "config", cfg.Path, "services", len(cfg.Routes.Services()))
 	return a, nil
 }
@@ -115,29 +119,17 @@ func (a *App) GRPCAddr() string { return a.grpcLis.Addr().String() }
 // readiness).
 func (a *App) HTTPAddr() string { return a.httpLis.Addr().String() }
 
-// ready answers 200 once the token endpoint of every issuer the current
-// configuration uses is discovered (issuers a reload removed do not count);
-// until then 503, naming each issuer not discovered and why.
-func (a *App) ready(w http.ResponseWriter, _ *http.Request) {
-	pending := a.discovery.Pending(Issuers(a.Authz.Config()))
-	if len(pending) == 0 {
-		fmt.Fprintln(w, "ready")
-		return
-	}
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.WriteHeader(http.StatusServiceUnavailable)
-	fmt.Fprintln(w, "not ready: token endpoints not discovered yet")
-	for _, p := range pending {
-		fmt.Fprintf(w, "issuer %s: %s\n", p.Issuer, cmp.Or(p.LastError, "first attempt under way"))
-	}
-}
-
-// Wait blocks until ctx ends or a listener fails, then shuts down gracefully.
-func (a *App) Wait(ctx context.Context) error {
+// Wait blocks until ctx ends or a listener fails, then stops: when ctx
+// ended (SIGTERM), it first drains for drain (NOT_SERVING, checks still
+// answered), then shuts down gracefully. It logs one line as it stops.
+func (a *App) Wait(ctx context.Context, drain time.Duration) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		a.log.Info("stopping", "cause", context.Cause(ctx).Error(), "drain", drain.String(), "grace", ShutdownGrace.String())
+		err = a.drain(drain)
 	case err = <-a.errs:
+		a.log.Error("stopping", "cause", "listener failed", "err", err, "grace", ShutdownGrace.String())
 	}
 	a.Shutdown()
 	return err
@@ -146,7 +138,7 @@ func (a *App) Wait(ctx context.Context) error {
 // Shutdown stops accepting, lets in-flight checks finish (bounded by
 // ShutdownGrace) and stops background work.
 func (a *App) Shutdown() {
-	a.health.Shutdown()
+	a.stopHealth()
 	ctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()
 	done := make(chan struct{})

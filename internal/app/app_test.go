@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -259,11 +260,12 @@ func TestReload(t *testing.T) {
 	t.Run("sighup-reloads", func(t *testing.T) {
 		f.write(t, "orders.admin")
 		waitFor(t, "the file reload", func() bool { return f.scope(t) == "orders.admin" })
-		before := strings.Count(f.logs.String(), "SIGHUP: reloading config")
+		line := `"msg":"config reloaded","config":` + strconv.Quote(f.path) + `,"trigger":"sighup"`
+		before := strings.Count(f.logs.String(), line)
 		if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, "the SIGHUP reload", func() bool { return strings.Count(f.logs.String(), "SIGHUP: reloading config") > before })
+		waitFor(t, "the SIGHUP reload", func() bool { return strings.Count(f.logs.String(), line) > before })
 	})
 }
 

@@ -2,6 +2,8 @@ package app
 
 import (
 	"bytes"
+	"context"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -22,22 +24,28 @@ const reloadDebounce = 200 * time.Millisecond
 // rejected as a whole and the running configuration keeps serving. Cached
 // tokens survive: the cache is keyed by the settings, not by the file.
 // listen, cache and token_request settings keep their startup values.
-func (a *App) Reload(path string) error {
+// Either outcome logs one line.
+func (a *App) Reload(path string) error { return a.reload(path, "call") }
+
+// reload is Reload; trigger (sighup, file, call) says in the log what caused it.
+func (a *App) reload(path, trigger string) error {
 	cfg, err := config.Load(path)
 	a.metrics.ObserveReload(err)
 	if err != nil {
-		a.log.Error("config reload rejected; the previous configuration keeps serving", "config", path, "err", err)
+		a.log.Error("config reload rejected; the previous configuration keeps serving", "config", path, "trigger", trigger, "err", err)
 		return err
 	}
 	old := a.Authz.Config()
+	level, attrs := slog.LevelInfo, []any{"config", path, "trigger", trigger, "services", len(cfg.Routes.Services())}
 	if cfg.Listen != old.Listen || cfg.Cache != old.Cache || cfg.TokenRequest.Timeout != old.TokenRequest.Timeout ||
 		cfg.TokenRequest.CAFile != old.TokenRequest.CAFile || cfg.TokenRequest.MaxInFlight != old.TokenRequest.MaxInFlight {
-		a.log.Warn("listen, cache and token_request settings change only on restart; the rest is reloaded", "config", path)
+		level, attrs = slog.LevelWarn, append(attrs, "ignored_until_restart", "listen, cache and token_request settings change only on restart")
 	}
 	cfg.Listen, cfg.Cache, cfg.TokenRequest = old.Listen, old.Cache, old.TokenRequest
 	a.discovery.Track(a.ctx, Issuers(cfg))
 	a.Authz.Reload(cfg)
-	a.log.Info("config reloaded", "config", path, "services", len(cfg.Routes.Services()))
+	a.syncHealth() // the new config's issuers may not be discovered yet
+	a.log.Log(context.Background(), level, "config reloaded", attrs...)
 	return nil
 }
 
@@ -71,8 +79,7 @@ func (a *App) WatchConfig(path string) error {
 			case <-a.ctx.Done():
 				return
 			case <-hup:
-				a.log.Info("SIGHUP: reloading config", "config", path)
-				if a.Reload(path) == nil {
+				if a.reload(path, "sighup") == nil {
 					last, _ = os.ReadFile(path)
 				}
 			case <-events:
@@ -85,7 +92,7 @@ func (a *App) WatchConfig(path string) error {
 					continue // mid-swap, or another file in the folder changed
 				}
 				last = data
-				a.Reload(path)
+				a.reload(path, "file")
 			}
 		}
 	}()

@@ -84,6 +84,8 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, opts Options) err
 		return err
 	}
 	fmt.Fprintf(out, "\n== try it yourself (Ctrl-C stops the demo):\n")
+	fmt.Fprintf(out, "# grpcurl: go install github.com/fullstorydev/grpcurl/cmd/grpcurl@v1.9.3 (or: bash scripts/tools.sh grpcurl, into .tools/bin)\n")
+	fmt.Fprintf(out, "# the second line carries a token for alice from this run's development IdP (a new key each run): valid only while this demo runs\n")
 	fmt.Fprintf(out, "grpcurl -plaintext -d '%s' %s envoy.service.auth.v3.Authorization/Check\n",
 		grpcurlBody("GET", "orders.internal", "/v1/orders/42", ""), a.GRPCAddr())
 	fmt.Fprintf(out, "grpcurl -plaintext -d '%s' %s envoy.service.auth.v3.Authorization/Check\n",
@@ -91,7 +93,7 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, opts Options) err
 	fmt.Fprintf(out, "curl -i -H 'X-Forwarded-Method: POST' -H 'X-Forwarded-Host: orders.internal' -H 'X-Forwarded-Uri: /v1/orders' http://%s/forward-auth\n", a.HTTPAddr())
 	fmt.Fprintf(out, "curl -i http://%s/check/v1/orders/42 -H 'Host: orders.internal'\n", a.HTTPAddr())
 	fmt.Fprintf(out, "curl -s http://%s/metrics | grep ^tokenauthz_\n", a.HTTPAddr())
-	return a.Wait(ctx)
+	return a.Wait(ctx, 0) // Ctrl-C stops the demo at once: no load balancer to drain
 }
 
 type check struct {

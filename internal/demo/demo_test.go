@@ -34,6 +34,8 @@ func TestDemoPrintsRealInjectedTokens(t *testing.T) {
 		`denied 403: {"error":"no_matching_service"`,
 		"grpcurl -plaintext",
 		"/forward-auth",
+		"go install github.com/fullstorydev/grpcurl/cmd/grpcurl@" + toolVersion(t, "GRPCURL_VERSION"),
+		"valid only while this demo runs",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
@@ -85,4 +87,21 @@ func waitForOutput(t *testing.T, out *syncbuf.Buffer, want string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// toolVersion is a version pinned in scripts/tools.sh, so that what the demo
+// tells users to install is what the tests run.
+func toolVersion(t *testing.T, name string) string {
+	t.Helper()
+	data, err := os.ReadFile("../../scripts/tools.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if v, ok := strings.CutPrefix(line, name+"="); ok {
+			return strings.TrimSpace(v)
+		}
+	}
+	t.Fatalf("scripts/tools.sh sets no %s", name)
+	return ""
 }

@@ -1,6 +1,6 @@
 // Package testtools finds the external programs tests run (Hydra, nginx,
-// Caddy, grpcurl, docker-compose), which scripts/tools.sh installs into the
-// repository's .tools/bin.
+// Caddy, grpcurl, docker-compose, Helm), which scripts/tools.sh installs
+// into the repository's .tools/bin.
 package testtools
 
 import (

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+
+	"github.com/tokenauthz/tokenauthz/internal/app"
+	"github.com/tokenauthz/tokenauthz/internal/demo"
+	"github.com/tokenauthz/tokenauthz/internal/explain"
+	"github.com/tokenauthz/tokenauthz/internal/probe"
+)
+
+func (c *command) serve() func(context.Context) int {
+	var f app.ServeFlags
+	f.Register(c.fs)
+	c.configPath, c.logLevel = &f.Config, &f.LogLevel
+	return func(ctx context.Context) int {
+		cfg, code := c.load()
+		if cfg == nil {
+			return code
+		}
+		log, err := c.logger()
+		if err != nil {
+			return c.exit(err)
+		}
+		cfg.Listen.GRPC = cmp.Or(f.GRPCAddr, cfg.Listen.GRPC)
+		cfg.Listen.HTTP = cmp.Or(f.HTTPAddr, cfg.Listen.HTTP)
+		a, err := app.Start(ctx, cfg, log)
+		if err != nil {
+			return c.exit(err)
+		}
+		if err := a.WatchConfig(*c.configPath); err != nil {
+			log.Warn("config file not watched; SIGHUP still reloads", "err", err)
+		}
+		return c.exit(a.Wait(ctx, f.Drain))
+	}
+}
+
+func (c *command) validate() func(context.Context) int {
+	c.withConfig()
+	return func(context.Context) int {
+		cfg, code := c.load()
+		if cfg == nil {
+			return code
+		}
+		fmt.Fprintf(c.stdout, "%s: ok (%d services)\n", *c.configPath, len(cfg.Routes.Services()))
+		return 0
+	}
+}
+
+func (c *command) explain() func(context.Context) int {
+	c.withConfig()
+	method := c.fs.String("method", "GET", "request method")
+	url := c.fs.String("url", "", "request URL, e.g. https://orders.internal/v1/orders/42")
+	var headers, contexts multi
+	c.fs.Var(&headers, "header", "request header 'name: value' (repeatable)")
+	c.fs.Var(&contexts, "context", "Envoy context extension key=value: service=NAME, endpoint=NAME (repeatable)")
+	return func(context.Context) int {
+		cfg, code := c.load()
+		if cfg == nil {
+			return code
+		}
+		in, err := explain.Request{Method: *method, URL: *url, Headers: headers, Context: contexts}.Input()
+		if err != nil {
+			fmt.Fprintln(c.stderr, err)
+			return 2
+		}
+		explain.Write(c.stdout, cfg, in)
+		return 0
+	}
+}
+
+// health is the probe for images without curl or grpcurl (distroless,
+// compose healthchecks): the gRPC health protocol, plaintext.
+func (c *command) health() func(context.Context) int {
+	addr := c.fs.String("addr", "127.0.0.1:9001", "tokenauthz's gRPC address, host:port")
+	service := c.fs.String("service", "", `health service: "" (the server) or envoy.service.auth.v3.Authorization; both follow /readyz`)
+	timeout := c.fs.Duration("timeout", 2*time.Second, "give up after this long")
+	return func(ctx context.Context) int {
+		ctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		status, err := probe.Health(ctx, *addr, *service)
+		if err != nil {
+			fmt.Fprintln(c.stderr, err)
+			return 1
+		}
+		if status != healthpb.HealthCheckResponse_SERVING {
+			fmt.Fprintf(c.stderr, "health %s service %q: %s\n", *addr, *service, status)
+			return 1
+		}
+		fmt.Fprintln(c.stdout, status)
+		return 0
+	}
+}
+
+func (c *command) demo() func(context.Context) int {
+	c.withLog()
+	opts := demo.Options{}
+	c.fs.StringVar(&opts.GRPCAddr, "grpc-addr", "127.0.0.1:9001", "tokenauthz gRPC listen address")
+	c.fs.StringVar(&opts.HTTPAddr, "http-addr", "127.0.0.1:9002", "tokenauthz HTTP listen address")
+	c.fs.StringVar(&opts.IdPAddr, "idp-addr", "127.0.0.1:9400", "the development OpenID provider's address")
+	return func(ctx context.Context) int {
+		log, err := c.logger()
+		if err != nil {
+			return c.exit(err)
+		}
+		return c.exit(demo.Run(ctx, c.stdout, log, opts))
+	}
+}
+
+func (c *command) version() func(context.Context) int {
+	return func(context.Context) int {
+		fmt.Fprintln(c.stdout, version())
+		return 0
+	}
+}
+
+// Build stamps for builds where Go cannot read VCS information itself (a
+// docker build without .git, GOFLAGS=-buildvcs=false):
+//
+//	go build -ldflags "-X main.buildVersion=v1.2.3 -X main.buildCommit=$(git rev-parse HEAD)"
+//
+// `make build` and the Dockerfile set them.
+var buildVersion, buildCommit string
+
+// version names the module version, the commit and the Go version: from the
+// build info, else from the build stamps.
+func version() string {
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		info = &debug.BuildInfo{}
+	}
+	ver, commit, modified := info.Main.Version, buildCommit, false
+	if buildVersion != "" {
+		ver = buildVersion
+	}
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			commit = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	v := "tokenauthz " + cmp.Or(ver, "(unknown version)")
+	if commit != "" {
+		v += " commit " + commit
+	}
+	if modified {
+		v += " (modified)"
+	}
+	return v + " " + cmp.Or(info.GoVersion, runtime.Version())
+}
+
+type multi []string
+
+func (m *multi) String() string     { return strings.Join(*m, ", ") }
+func (m *multi) Set(v string) error { *m = append(*m, v); return nil }

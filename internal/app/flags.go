@@ -1,0 +1,27 @@
+package app
+
+import (
+	"flag"
+	"os"
+	"time"
+)
+
+// ServeFlags are the flags of `tokenauthz serve`, declared here so that the
+// deploy tests parse the args of shipped manifests with the very flag set
+// the binary uses.
+type ServeFlags struct {
+	Config   string        // --config, default $TOKENAUTHZ_CONFIG
+	GRPCAddr string        // --grpc-addr, overrides listen.grpc
+	HTTPAddr string        // --http-addr, overrides listen.http
+	LogLevel string        // --log-level
+	Drain    time.Duration // --drain, DefaultDrain
+}
+
+// Register declares the flags on fs.
+func (f *ServeFlags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&f.Config, "config", os.Getenv("TOKENAUTHZ_CONFIG"), "config file (default $TOKENAUTHZ_CONFIG)")
+	fs.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.GRPCAddr, "grpc-addr", "", "gRPC listen address (overrides listen.grpc)")
+	fs.StringVar(&f.HTTPAddr, "http-addr", "", "HTTP listen address (overrides listen.http)")
+	fs.DurationVar(&f.Drain, "drain", DefaultDrain, "after SIGTERM, report NOT_SERVING and keep answering this long before stopping")
+}
