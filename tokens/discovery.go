@@ -32,6 +32,7 @@ type Discovery struct {
 	Timeout time.Duration
 
 	known   sync.Map // issuer without trailing slash -> token endpoint
+	mtls    sync.Map // issuer without trailing slash -> mtls_endpoint_aliases.token_endpoint, when given
 	group   singleflight.Group
 	mu      sync.Mutex
 	started map[string]bool // issuers given to Start
@@ -123,8 +124,11 @@ func (d *Discovery) discover(ctx context.Context, issuer string) (string, error)
 	defer cancel()
 	var errs []string
 	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
-		u, err := d.fetch(ctx, issuer+path)
+		u, alias, err := d.fetch(ctx, issuer+path)
 		if err == nil {
+			if alias != "" {
+				d.mtls.Store(issuer, alias)
+			}
 			d.known.Store(issuer, u)
 			return u, nil
 		}
@@ -136,33 +140,40 @@ func (d *Discovery) discover(ctx context.Context, issuer string) (string, error)
 	return "", &Error{Class: ErrUnavailable, Description: "discovery for " + issuer + ": " + strings.Join(errs, "; ")}
 }
 
-// fetch reads one metadata document and returns its token_endpoint.
-func (d *Discovery) fetch(ctx context.Context, docURL string) (string, error) {
+// fetch reads one metadata document and returns its token_endpoint, and
+// its mtls_endpoint_aliases.token_endpoint when it has a usable one.
+func (d *Discovery) fetch(ctx context.Context, docURL string) (endpoint, mtlsAlias string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, docURL, nil)
 	if err != nil {
-		return "", errors.New("invalid issuer URL")
+		return "", "", errors.New("invalid issuer URL")
 	}
 	req.Header.Set("Accept", "application/json")
 	ans, err := do(ctx, d.HTTP, req, d.MaxBody)
 	if err != nil {
 		var e *Error
 		if errors.As(err, &e) {
-			return "", fmt.Errorf("%s: %s", docURL, e.Description)
+			return "", "", fmt.Errorf("%s: %s", docURL, e.Description)
 		}
-		return "", fmt.Errorf("%s: %w", docURL, err)
+		return "", "", fmt.Errorf("%s: %w", docURL, err)
 	}
 	if ans.status != http.StatusOK {
-		return "", fmt.Errorf("%s: HTTP %d", docURL, ans.status)
+		return "", "", fmt.Errorf("%s: HTTP %d", docURL, ans.status)
 	}
 	var meta struct {
 		TokenEndpoint string `json:"token_endpoint"`
+		MTLSAliases   struct {
+			TokenEndpoint string `json:"token_endpoint"`
+		} `json:"mtls_endpoint_aliases"` // RFC 8705 section 5
 	}
 	if json.Unmarshal(ans.body, &meta) != nil {
-		return "", fmt.Errorf("%s: not a JSON object", docURL)
+		return "", "", fmt.Errorf("%s: not a JSON object", docURL)
 	}
 	u, err := url.Parse(meta.TokenEndpoint)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("%s: no usable token_endpoint", docURL)
+		return "", "", fmt.Errorf("%s: no usable token_endpoint", docURL)
 	}
-	return meta.TokenEndpoint, nil
+	if a := meta.MTLSAliases.TokenEndpoint; usableEndpoint(a) {
+		mtlsAlias = a
+	}
+	return meta.TokenEndpoint, mtlsAlias, nil
 }
