@@ -20,10 +20,10 @@ import (
 // TLSClientAuth and the readers below, so the configuration can name the
 // key at fault (errors.Is).
 var (
-	ErrKeyFile       = errors.New("unusable client key")
-	ErrCertFile      = errors.New("unusable client certificate")
-	ErrAlg           = errors.New("assertion algorithm does not fit the key")
-	ErrCertKeyPair   = errors.New("certificate does not match the key")
+	ErrKeyFile     = errors.New("unusable client key")
+	ErrCertFile    = errors.New("unusable client certificate")
+	ErrAlg         = errors.New("assertion algorithm does not fit the key")
+	ErrCertKeyPair = errors.New("certificate does not match the key")
 )
 
 // Assertion signing algorithms (RFC 7518 section 3.1) private_key_jwt signs with.
