@@ -1,17 +1,8 @@
 package e2e
 
 import (
-	"crypto"
-	"crypto/ecdsa"
 	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/tokenauthz/tokenauthz/internal/hydra"
+	"github.com/tokenauthz/tokenauthz/internal/testkeys"
 )
 
 // secretlessHydraConfig has no static secret: every client authenticates
@@ -68,94 +60,25 @@ services:
 
 const jwtBearerGrant = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
-// keyFile writes key as PKCS#8 PEM into dir/name.
-func keyFile(t *testing.T, dir, name string, key crypto.Signer) {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func publicJWK(key crypto.Signer, kid, alg string) jose.JSONWebKey {
-	return jose.JSONWebKey{Key: key.Public(), KeyID: kid, Algorithm: alg, Use: "sig"}
-}
-
-// signJWT signs claims with key: the assertions a kubelet or a user's IdP
-// would write, here made by the test.
-func signJWT(t *testing.T, key crypto.Signer, alg jose.SignatureAlgorithm, kid string, claims map[string]any) string {
-	t.Helper()
-	opts := (&jose.SignerOptions{}).WithType("JWT")
-	if kid != "" {
-		opts = opts.WithHeader("kid", kid)
-	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: alg, Key: key}, opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func jwtClaims(iss, sub, aud string, ttl time.Duration) map[string]any {
-	now := time.Now()
-	return map[string]any{"iss": iss, "sub": sub, "aud": aud, "jti": rand.Text(),
-		"iat": now.Unix(), "exp": now.Add(ttl).Unix()}
-}
-
 func TestHydraWithoutSecrets(t *testing.T) {
 	h := hydra.Start(t)
 	dir := t.TempDir()
-	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	unknownKey, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ecKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	usersKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile(t, dir, "rsa.pem", rsaKey)
-	keyFile(t, dir, "unknown.pem", unknownKey)
-	keyFile(t, dir, "ec.pem", ecKey)
+	rsaKey, unknownKey := testkeys.RSA(t), testkeys.RSA(t)
+	ecKey, usersKey := testkeys.EC(t, elliptic.P256()), testkeys.EC(t, elliptic.P256())
+	testkeys.Write(t, dir, "rsa.pem", testkeys.PKCS8(t, rsaKey))
+	testkeys.Write(t, dir, "unknown.pem", testkeys.PKCS8(t, unknownKey))
+	testkeys.Write(t, dir, "ec.pem", testkeys.PKCS8(t, ecKey))
 	scopes := []string{"orders.read", "orders.write", "orders.a", "orders.b", "orders.c", "orders.d"}
 	h.CreateClient(t, hydra.Client{ID: "pkjwt-rsa", AuthMethod: "private_key_jwt", Scopes: scopes,
-		JWKS: []jose.JSONWebKey{publicJWK(rsaKey, "rsa-1", "RS256")}})
+		JWKS: []jose.JSONWebKey{testkeys.JWK(rsaKey, "rsa-1", "RS256")}})
 	h.CreateClient(t, hydra.Client{ID: "pkjwt-ec", AuthMethod: "private_key_jwt", SigningAlg: "ES256", Scopes: scopes,
-		JWKS: []jose.JSONWebKey{publicJWK(ecKey, "ec-1", "ES256")}, GrantTypes: []string{jwtBearerGrant}})
-	h.TrustIssuer(t, hydra.TrustedIssuer{Issuer: "https://users.example", Key: publicJWK(usersKey, "users-1", "ES256"),
+		JWKS: []jose.JSONWebKey{testkeys.JWK(ecKey, "ec-1", "ES256")}, GrantTypes: []string{jwtBearerGrant}})
+	h.TrustIssuer(t, hydra.TrustedIssuer{Issuer: "https://users.example", Key: testkeys.JWK(usersKey, "users-1", "ES256"),
 		Scopes: []string{"orders.read"}, ExpiresAt: time.Now().Add(24 * time.Hour)})
-	assertion := filepath.Join(dir, "assertion.jwt")
 	writeAssertion := func() {
 		t.Helper()
-		tok := signJWT(t, rsaKey, jose.RS256, "rsa-1", jwtClaims("pkjwt-rsa", "pkjwt-rsa", h.TokenURL(), 10*time.Minute))
-		if err := os.WriteFile(assertion+".tmp", []byte(tok), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(assertion+".tmp", assertion); err != nil { // as the kubelet swaps projected tokens
-			t.Fatal(err)
-		}
+		tok := testkeys.SignJWT(t, rsaKey, jose.RS256, "rsa-1", testkeys.Claims("pkjwt-rsa", "pkjwt-rsa", h.TokenURL(), 10*time.Minute))
+		testkeys.WriteFile(t, dir, "assertion.jwt", []byte(tok)) // renamed into place, as the kubelet swaps projected tokens
 	}
 	writeAssertion()
 	client := startBroker(t, fmt.Sprintf(secretlessHydraConfig, h.Issuer(), dir)).client
@@ -203,6 +126,7 @@ func TestHydraWithoutSecrets(t *testing.T) {
 			t.Fatalf("introspection %+v", got)
 		}
 		// Hydra refuses a reused jti: a fetch with the old assertion fails.
+		writeAssertion()
 		before := h.TokenRequests()
 		tok = injected(t, client, request("GET", "federated.internal", "/write", ""))
 		if got := h.Introspect(t, tok); got.ClientID != "pkjwt-rsa" || got.Scope != "orders.write" {
@@ -217,8 +141,8 @@ func TestHydraWithoutSecrets(t *testing.T) {
 		const users, perUser = 20, 10
 		assertions := make([]string, users)
 		for u := range users {
-			assertions[u] = signJWT(t, usersKey, jose.ES256, "users-1",
-				jwtClaims("https://users.example", fmt.Sprintf("user-%02d", u), h.TokenURL(), time.Hour))
+			assertions[u] = testkeys.SignJWT(t, usersKey, jose.ES256, "users-1",
+				testkeys.Claims("https://users.example", fmt.Sprintf("user-%02d", u), h.TokenURL(), time.Hour))
 		}
 		before := h.TokenRequests()
 		got := make([][perUser]string, users)
@@ -251,7 +175,7 @@ func TestHydraWithoutSecrets(t *testing.T) {
 		}
 	})
 	t.Run("jwt-bearer-assertion-of-an-untrusted-issuer-is-401", func(t *testing.T) {
-		forged := signJWT(t, unknownKey, jose.RS256, "users-1", jwtClaims("https://users.example", "mallory", h.TokenURL(), time.Hour))
+		forged := testkeys.SignJWT(t, unknownKey, jose.RS256, "users-1", testkeys.Claims("https://users.example", "mallory", h.TokenURL(), time.Hour))
 		d := denied(t, client, request("GET", "obo.internal", "/", forged))
 		if d.Code != codes.Unauthenticated || d.HTTPStatus != 401 || d.Error != "subject_token_rejected" {
 			t.Fatalf("got %+v", d)

@@ -3,6 +3,8 @@ package tokens
 import (
 	"context"
 	"testing"
+
+	"github.com/tokenauthz/tokenauthz/internal/testkeys"
 )
 
 // BenchmarkFetch puts the cost of one private_key_jwt assertion next to
@@ -12,8 +14,8 @@ import (
 //	go test -run '^$' -bench 'Fetch|Assertion' -benchmem ./tokens
 func BenchmarkFetch(b *testing.B) {
 	dir := b.TempDir()
-	rsaFile := writePEM(b, dir, "rsa.pem", pkcs8(b, testRSA(b)))
-	ecFile := writePEM(b, dir, "ec.pem", sec1(b, p256Key))
+	rsaFile := testkeys.Write(b, dir, "rsa.pem", testkeys.PKCS8(b, testRSA(b)))
+	ecFile := testkeys.Write(b, dir, "ec.pem", sec1(b, p256Key))
 	methods := []struct {
 		name string
 		auth func() ClientAuth
@@ -42,8 +44,8 @@ func BenchmarkFetch(b *testing.B) {
 // BenchmarkAssertion is the signature alone, per algorithm.
 func BenchmarkAssertion(b *testing.B) {
 	dir := b.TempDir()
-	rsaFile := writePEM(b, dir, "rsa.pem", pkcs8(b, testRSA(b)))
-	ecFile := writePEM(b, dir, "ec.pem", sec1(b, p256Key))
+	rsaFile := testkeys.Write(b, dir, "rsa.pem", testkeys.PKCS8(b, testRSA(b)))
+	ecFile := testkeys.Write(b, dir, "ec.pem", sec1(b, p256Key))
 	for _, tt := range []struct {
 		name string
 		c    KeyJWT

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+
+	"github.com/tokenauthz/tokenauthz/internal/testkeys"
 )
 
 // verifyAssertion checks a private_key_jwt assertion's signature with pub
@@ -38,12 +40,12 @@ func verifyAssertion(t *testing.T, assertion string, alg string, pub crypto.Publ
 
 func TestPrivateKeyJWT(t *testing.T) {
 	dir := t.TempDir()
-	rsaFile := writePEM(t, dir, "rsa.pem", pkcs8(t, testRSA(t)))
-	ecFile := writePEM(t, dir, "ec.pem", sec1(t, p256Key))
-	p384File := writePEM(t, dir, "p384.pem", pkcs8(t, p384Key))
-	leaf, certBlock := certFor(t, testRSA(t), "tokenauthz", 7, nil, nil)
-	certFile := writePEM(t, dir, "rsa.crt", certBlock)
-	sum := sha256.Sum256(leaf.Raw)
+	rsaFile := testkeys.Write(t, dir, "rsa.pem", testkeys.PKCS8(t, testRSA(t)))
+	ecFile := testkeys.Write(t, dir, "ec.pem", sec1(t, p256Key))
+	p384File := testkeys.Write(t, dir, "p384.pem", testkeys.PKCS8(t, p384Key))
+	certBlock := testkeys.NewCA(t, "ca").Issue(t, testRSA(t), "tokenauthz", 7)
+	certFile := testkeys.Write(t, dir, "rsa.crt", certBlock)
+	sum := sha256.Sum256(certBlock.Bytes)
 	x5t := base64.RawURLEncoding.EncodeToString(sum[:])
 	tests := []struct {
 		name    string
@@ -111,8 +113,8 @@ func nilIfEmpty(s string) any {
 
 func TestPrivateKeyJWTRefusesMismatchedMaterial(t *testing.T) {
 	dir := t.TempDir()
-	rsaFile := writePEM(t, dir, "rsa.pem", pkcs8(t, testRSA(t)))
-	_, otherCert := certFor(t, p256Key, "other", 1, nil, nil)
+	rsaFile := testkeys.Write(t, dir, "rsa.pem", testkeys.PKCS8(t, testRSA(t)))
+	otherCert := testkeys.NewCA(t, "ca").Issue(t, p256Key, "other", 2)
 	tests := []struct {
 		name string
 		c    KeyJWT
@@ -120,8 +122,8 @@ func TestPrivateKeyJWTRefusesMismatchedMaterial(t *testing.T) {
 	}{
 		{"missing-key", KeyJWT{KeyFile: filepath.Join(dir, "absent.pem")}, ErrKeyFile},
 		{"alg-for-another-key", KeyJWT{KeyFile: rsaFile, Alg: AlgES256}, ErrAlg},
-		{"certificate-of-another-key", KeyJWT{KeyFile: rsaFile, CertFile: writePEM(t, dir, "other.crt", otherCert)}, ErrCertKeyPair},
-		{"certificate-not-pem", KeyJWT{KeyFile: rsaFile, CertFile: writePEM(t, dir, "key-as-cert.crt", pkcs8(t, testRSA(t)))}, ErrCertFile},
+		{"certificate-of-another-key", KeyJWT{KeyFile: rsaFile, CertFile: testkeys.Write(t, dir, "other.crt", otherCert)}, ErrCertKeyPair},
+		{"certificate-not-pem", KeyJWT{KeyFile: rsaFile, CertFile: testkeys.Write(t, dir, "key-as-cert.crt", testkeys.PKCS8(t, testRSA(t)))}, ErrCertFile},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,14 +136,14 @@ func TestPrivateKeyJWTRefusesMismatchedMaterial(t *testing.T) {
 
 func TestPrivateKeyJWTUsesARotatedKey(t *testing.T) {
 	dir := t.TempDir()
-	keyFile := writePEM(t, dir, "key.pem", sec1(t, p256Key))
+	keyFile := testkeys.Write(t, dir, "key.pem", sec1(t, p256Key))
 	auth, err := PrivateKeyJWT(KeyJWT{KeyFile: keyFile})
 	if err != nil {
 		t.Fatal(err)
 	}
 	id := auth.Identity()
 	rotated := mustEC(p256Key.Curve)
-	writePEM(t, dir, "key.pem", pkcs8(t, rotated)) // another size than SEC1: seen as changed
+	testkeys.Write(t, dir, "key.pem", testkeys.PKCS8(t, rotated)) // another size than SEC1: seen as changed
 	ep, srv := newEndpoint(t, 200, `{"access_token":"at","token_type":"Bearer"}`)
 	r := ccRequest()
 	r.Auth = auth
@@ -161,8 +163,8 @@ func TestPrivateKeyJWTUsesARotatedKey(t *testing.T) {
 
 func TestIdentities(t *testing.T) {
 	dir := t.TempDir()
-	rsaFile := writePEM(t, dir, "rsa.pem", pkcs8(t, testRSA(t)))
-	ecFile := writePEM(t, dir, "ec.pem", sec1(t, p256Key))
+	rsaFile := testkeys.Write(t, dir, "rsa.pem", testkeys.PKCS8(t, testRSA(t)))
+	ecFile := testkeys.Write(t, dir, "ec.pem", sec1(t, p256Key))
 	mk := func(c KeyJWT) ClientAuth {
 		a, err := PrivateKeyJWT(c)
 		if err != nil {
@@ -196,7 +198,7 @@ func TestIdentities(t *testing.T) {
 
 func TestKeyDoesNotAllocateForSecretlessMethods(t *testing.T) {
 	dir := t.TempDir()
-	keyAuth, err := PrivateKeyJWT(KeyJWT{KeyFile: writePEM(t, dir, "k.pem", sec1(t, p256Key))})
+	keyAuth, err := PrivateKeyJWT(KeyJWT{KeyFile: testkeys.Write(t, dir, "k.pem", sec1(t, p256Key))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,17 +7,15 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/tokenauthz/tokenauthz/internal/testkeys"
 )
 
 // Test keys are made once per run: RSA generation takes a while.
@@ -47,29 +45,6 @@ func mustEC(c elliptic.Curve) *ecdsa.PrivateKey {
 	return k
 }
 
-// writePEM writes blocks to dir/name and returns the path.
-func writePEM(t testing.TB, dir, name string, blocks ...*pem.Block) string {
-	t.Helper()
-	var data []byte
-	for _, b := range blocks {
-		data = append(data, pem.EncodeToMemory(b)...)
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, data, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func pkcs8(t testing.TB, key any) *pem.Block {
-	t.Helper()
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &pem.Block{Type: "PRIVATE KEY", Bytes: der}
-}
-
 func sec1(t testing.TB, key *ecdsa.PrivateKey) *pem.Block {
 	t.Helper()
 	der, err := x509.MarshalECPrivateKey(key)
@@ -79,39 +54,13 @@ func sec1(t testing.TB, key *ecdsa.PrivateKey) *pem.Block {
 	return &pem.Block{Type: "EC PRIVATE KEY", Bytes: der}
 }
 
-// certFor is a certificate for key's public half, signed by parent (self
-// signed when parent is nil), as a PEM block.
-func certFor(t testing.TB, key crypto.Signer, cn string, serial int64, parent *x509.Certificate, parentKey crypto.Signer) (*x509.Certificate, *pem.Block) {
-	t.Helper()
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign, BasicConstraintsValid: true, IsCA: parent == nil,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth, x509.ExtKeyUsageServerAuth},
-		DNSNames:    []string{"localhost"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-	}
-	if parent == nil {
-		parent, parentKey = tmpl, key
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, key.Public(), parentKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c, &pem.Block{Type: "CERTIFICATE", Bytes: der}
-}
-
 func TestReadPrivateKey(t *testing.T) {
 	dir := t.TempDir()
 	small, err := rsa.GenerateKey(rand.Reader, 1024)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, cert := certFor(t, p256Key, "c", 1, nil, nil)
+	cert := testkeys.NewCA(t, "ca").Issue(t, p256Key, "c", 2)
 	tests := []struct {
 		name    string
 		blocks  []*pem.Block
@@ -119,19 +68,19 @@ func TestReadPrivateKey(t *testing.T) {
 		wantErr string
 	}{
 		{"rsa-pkcs1", []*pem.Block{{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(testRSA(t))}}, AlgRS256, ""},
-		{"rsa-pkcs8", []*pem.Block{pkcs8(t, testRSA(t))}, AlgRS256, ""},
+		{"rsa-pkcs8", []*pem.Block{testkeys.PKCS8(t, testRSA(t))}, AlgRS256, ""},
 		{"ec-p256-sec1", []*pem.Block{sec1(t, p256Key)}, AlgES256, ""},
-		{"ec-p384-pkcs8", []*pem.Block{pkcs8(t, p384Key)}, AlgES384, ""},
+		{"ec-p384-pkcs8", []*pem.Block{testkeys.PKCS8(t, p384Key)}, AlgES384, ""},
 		{"certificate-before-the-key", []*pem.Block{cert, sec1(t, p256Key)}, AlgES256, ""},
 		{"ec-p521-refused", []*pem.Block{sec1(t, mustEC(elliptic.P521()))}, "", "P-521"},
-		{"rsa-1024-refused", []*pem.Block{pkcs8(t, small)}, "", "1024 bits"},
+		{"rsa-1024-refused", []*pem.Block{testkeys.PKCS8(t, small)}, "", "1024 bits"},
 		{"encrypted-refused", []*pem.Block{{Type: "ENCRYPTED PRIVATE KEY", Bytes: []byte{1}}}, "", "encrypted"},
 		{"garbage-der", []*pem.Block{{Type: "PRIVATE KEY", Bytes: []byte("nope")}}, "", "private key"},
 		{"certificate-only", []*pem.Block{cert}, "", "no PEM private key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			key, err := ReadPrivateKey(writePEM(t, dir, tt.name+".pem", tt.blocks...))
+			key, err := ReadPrivateKey(testkeys.Write(t, dir, tt.name+".pem", tt.blocks...))
 			if tt.wantErr != "" {
 				if !errors.Is(err, ErrKeyFile) || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err = %v, want ErrKeyFile saying %q", err, tt.wantErr)
@@ -179,7 +128,7 @@ func TestSigningAlg(t *testing.T) {
 
 func TestWatchedKeepsLastGoodValueMidRotation(t *testing.T) {
 	dir := t.TempDir()
-	path := writePEM(t, dir, "key.pem", sec1(t, p256Key))
+	path := testkeys.Write(t, dir, "key.pem", sec1(t, p256Key))
 	w, err := newWatched(func() (crypto.Signer, error) { return ReadPrivateKey(path) }, path)
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +139,7 @@ func TestWatchedKeepsLastGoodValueMidRotation(t *testing.T) {
 	if k, err := w.get(); err != nil || !k.Public().(*ecdsa.PublicKey).Equal(&p256Key.PublicKey) {
 		t.Fatalf("mid-rotation: %v, want the previous key", err)
 	}
-	writePEM(t, dir, "key.pem", sec1(t, p384Key))
+	testkeys.Write(t, dir, "key.pem", sec1(t, p384Key))
 	if k, err := w.get(); err != nil || !k.Public().(*ecdsa.PublicKey).Equal(&p384Key.PublicKey) {
 		t.Fatalf("after rotation: %v, want the new key", err)
 	}

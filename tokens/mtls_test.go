@@ -2,7 +2,6 @@ package tokens
 
 import (
 	"context"
-	"crypto/ecdsa"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
@@ -11,12 +10,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/tokenauthz/tokenauthz/internal/testkeys"
 )
 
 // mtlsEndpoint is a token endpoint that requires a client certificate from
@@ -73,26 +73,18 @@ func trusting(srv *httptest.Server) *Client {
 
 func TestTLSClientAuth(t *testing.T) {
 	dir := t.TempDir()
-	caKey, otherKey := mustEC(p256Key.Curve), mustEC(p256Key.Curve)
-	ca, _ := certFor(t, caKey, "test CA", 1, nil, nil)
-	other, _ := certFor(t, otherKey, "other CA", 1, nil, nil)
+	ca, other := testkeys.NewCA(t, "test CA"), testkeys.NewCA(t, "other CA")
 	certFile, keyFile := filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
-	issue := func(serial int64, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) {
-		_, block := certFor(t, p256Key, "tokenauthz", serial, parent, parentKey)
-		writePEM(t, dir, "tls.crt.new", block)
-		writePEM(t, dir, "tls.key.new", sec1(t, p256Key))
-		for _, f := range []string{certFile, keyFile} { // swapped in, as cert-manager's volumes do
-			if err := os.Rename(f+".new", f); err != nil {
-				t.Fatal(err)
-			}
-		}
+	issue := func(serial int64, by *testkeys.CA) {
+		testkeys.Write(t, dir, "tls.key", sec1(t, p256Key))
+		testkeys.Write(t, dir, "tls.crt", by.Issue(t, p256Key, "tokenauthz", serial))
 	}
-	issue(11, ca, caKey)
+	issue(11, ca)
 	auth, err := TLSClientAuth(certFile, keyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := newMTLSEndpoint(t, ca)
+	ep := newMTLSEndpoint(t, ca.Cert)
 	c := trusting(ep.srv)
 	r := ccRequest()
 	r.Auth = auth
@@ -114,7 +106,7 @@ func TestTLSClientAuth(t *testing.T) {
 	})
 	id := auth.Identity()
 	t.Run("rotated-files-are-presented-on-the-next-request", func(t *testing.T) {
-		issue(12, ca, caKey)
+		issue(12, ca)
 		if err := fetch(); err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +118,7 @@ func TestTLSClientAuth(t *testing.T) {
 		}
 	})
 	t.Run("certificate-of-another-ca-is-client-rejected", func(t *testing.T) {
-		issue(13, other, otherKey)
+		issue(13, other)
 		err := fetch()
 		if !errors.Is(err, ErrClientRejected) || !strings.Contains(err.Error(), "refused the client certificate") {
 			t.Fatalf("err = %v, want ErrClientRejected saying the certificate was refused", err)
@@ -146,14 +138,12 @@ func TestTLSClientAuth(t *testing.T) {
 
 func TestMTLSEndpointAlias(t *testing.T) {
 	dir := t.TempDir()
-	caKey := mustEC(p256Key.Curve)
-	ca, _ := certFor(t, caKey, "test CA", 1, nil, nil)
-	_, block := certFor(t, p256Key, "tokenauthz", 5, ca, caKey)
-	auth, err := TLSClientAuth(writePEM(t, dir, "c.crt", block), writePEM(t, dir, "c.key", sec1(t, p256Key)))
+	ca := testkeys.NewCA(t, "test CA")
+	auth, err := TLSClientAuth(testkeys.Write(t, dir, "c.crt", ca.Issue(t, p256Key, "tokenauthz", 5)), testkeys.Write(t, dir, "c.key", sec1(t, p256Key)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	mtls := newMTLSEndpoint(t, ca)
+	mtls := newMTLSEndpoint(t, ca.Cert)
 	plain, plainSrv := newEndpoint(t, 200, `{"access_token":"plain","token_type":"Bearer"}`)
 	meta := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		json.NewEncoder(w).Encode(map[string]any{
