@@ -71,12 +71,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 		httpLis.Close()
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
-	idp := &http.Client{Transport: a.tracing.Transport(idpTransport(cfg.TokenRequest.RootCAs))}
+	roots := cfg.TokenRequest.RootCAs
+	idp := &http.Client{Transport: a.tracing.Transport(idpTransport(roots))}
 	a.discovery = &tokens.Discovery{HTTP: idp, Timeout: cfg.TokenRequest.Timeout}
 	a.discovery.Start(ctx, Issuers(cfg))
 	a.metrics = metrics.New(func() tokens.CacheStats { return a.Source.Stats() })
 	a.Source = tokens.NewSource(tokens.Options{
-		Fetcher:       &tokens.Client{HTTP: idp},
+		Fetcher:       &tokens.Client{HTTP: idp, TLSTransport: a.mtlsTransport(roots)},
 		Discovery:     a.discovery,
 		Observer:      fetchLog{log: log.With("component", "tokens"), next: a.metrics},
 		ExpirySkew:    cfg.Cache.ExpirySkew,
@@ -116,8 +117,13 @@ func (a *App) HTTPAddr() string { return a.httpLis.Addr().String() }
 // ready answers 200 once the token endpoint of every issuer the current
 // configuration uses is discovered (issuers a reload removed do not count).
 func (a *App) ready(w http.ResponseWriter, _ *http.Request) {
-	if !a.discovery.Ready(Issuers(a.Authz.Config())) {
+	cfg := a.Authz.Config()
+	if !a.discovery.Ready(Issuers(cfg)) {
 		http.Error(w, "token endpoints not discovered yet", http.StatusServiceUnavailable)
+		return
+	}
+	if bad := cfg.Unusable(time.Now()); len(bad) > 0 {
+		http.Error(w, "cannot authenticate to the token endpoint:\n"+strings.Join(bad, "\n"), http.StatusServiceUnavailable)
 		return
 	}
 	fmt.Fprintln(w, "ready")
@@ -164,6 +170,16 @@ func idpTransport(roots *x509.CertPool) *http.Transport {
 	t.MaxIdleConnsPerHost = 64
 	t.TLSClientConfig = &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12}
 	return t
+}
+
+// mtlsTransport makes the transport of each tls_client_auth certificate:
+// idpTransport's settings and tracing, with the client certificate.
+func (a *App) mtlsTransport(roots *x509.CertPool) func(tokens.ClientCertificate) http.RoundTripper {
+	return func(cert tokens.ClientCertificate) http.RoundTripper {
+		t := idpTransport(roots)
+		t.TLSClientConfig.GetClientCertificate = cert
+		return a.tracing.Transport(t)
+	}
 }
 
 // fetchLog logs every token request at info (they are rare next to checks,
