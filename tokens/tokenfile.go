@@ -21,10 +21,17 @@ const maxTokenFile = 64 << 10
 // rotation is used without a restart; tokens are only sent on fetches,
 // which the cache keeps rare.
 type TokenFile struct {
-	Key  string // the configuration key that names it, for messages
-	Path string
-	seen atomic.Pointer[fileIdentity]
+	Key    string // the configuration key that names it, for messages
+	Path   string
+	seen   atomic.Pointer[fileIdentity]
+	seenAt atomic.Int64 // unix nanoseconds of the last look at the file's subject
 }
+
+// identityRefresh bounds how stale Identity may be: a file rewritten for
+// another subject changes the cache key within about this long, though
+// checks read no file (one read a second at most, by whichever check
+// comes).
+const identityRefresh = time.Second
 
 // fileIdentity is the subject of the last token read, and the Identity
 // built from it once, so that Identity does not allocate per check.
@@ -41,6 +48,7 @@ func NewTokenFile(key, path string) *TokenFile {
 		sub = c.sub
 	}
 	f.seen.Store(&fileIdentity{sub: sub, id: identity(path, sub)})
+	f.seenAt.Store(time.Now().UnixNano())
 	return f
 }
 
@@ -57,10 +65,16 @@ func (f *TokenFile) Read(now time.Time) (string, error) {
 		return "", materialError("%s %s: the token expired at %s (is the agent that rotates it running?)",
 			f.Key, f.Path, c.exp.UTC().Format(time.RFC3339))
 	}
-	if f.seen.Load().sub != c.sub {
-		f.seen.Store(&fileIdentity{sub: c.sub, id: identity(f.Path, c.sub)})
-	}
+	f.learn(c.sub)
 	return tok, nil
+}
+
+// learn records the subject of the token now in the file.
+func (f *TokenFile) learn(sub string) {
+	f.seenAt.Store(time.Now().UnixNano())
+	if f.seen.Load().sub != sub {
+		f.seen.Store(&fileIdentity{sub: sub, id: identity(f.Path, sub)})
+	}
 }
 
 func (f *TokenFile) read() (string, error) {
@@ -86,10 +100,19 @@ func (f *TokenFile) read() (string, error) {
 	return tok, nil
 }
 
-// Identity is the file's path and the subject of the token last read: a
-// rotated token of the same subject keeps the cached tokens, another
-// subject gets its own.
-func (f *TokenFile) Identity() string { return f.seen.Load().id }
+// Identity is the file's path and the subject of the token in it (looked at
+// every identityRefresh): a rotated token of the same subject keeps the
+// cached tokens, another subject gets its own.
+func (f *TokenFile) Identity() string {
+	now := time.Now().UnixNano()
+	if last := f.seenAt.Load(); now-last > int64(identityRefresh) && f.seenAt.CompareAndSwap(last, now) {
+		if tok, err := f.read(); err == nil {
+			c, _ := jwtPeek(tok)
+			f.learn(c.sub)
+		}
+	}
+	return f.seen.Load().id
+}
 
 // Usable reports why the file's token cannot be used now, or nil.
 func (f *TokenFile) Usable(now time.Time) error {
