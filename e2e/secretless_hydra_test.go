@@ -2,7 +2,9 @@ package e2e
 
 import (
 	"crypto/elliptic"
+	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/tokenauthz/tokenauthz/internal/hydra"
 	"github.com/tokenauthz/tokenauthz/internal/testkeys"
+	"github.com/tokenauthz/tokenauthz/tokens"
 )
 
 // secretlessHydraConfig has no static secret: every client authenticates
@@ -71,8 +74,17 @@ func TestHydraWithoutSecrets(t *testing.T) {
 	scopes := []string{"orders.read", "orders.write", "orders.a", "orders.b", "orders.c", "orders.d"}
 	h.CreateClient(t, hydra.Client{ID: "pkjwt-rsa", AuthMethod: "private_key_jwt", Scopes: scopes,
 		JWKS: []jose.JSONWebKey{testkeys.JWK(rsaKey, "rsa-1", "RS256")}})
+	// The EC client is registered with what `tokenauthz jwks --key ec.pem` prints, as the README does.
+	printed, err := tokens.PublicJWKS(filepath.Join(dir, "ec.pem"), "ec-1", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ecSet jose.JSONWebKeySet
+	if err := json.Unmarshal(printed, &ecSet); err != nil {
+		t.Fatal(err)
+	}
 	h.CreateClient(t, hydra.Client{ID: "pkjwt-ec", AuthMethod: "private_key_jwt", SigningAlg: "ES256", Scopes: scopes,
-		JWKS: []jose.JSONWebKey{testkeys.JWK(ecKey, "ec-1", "ES256")}, GrantTypes: []string{jwtBearerGrant}})
+		JWKS: ecSet.Keys, GrantTypes: []string{jwtBearerGrant}})
 	h.TrustIssuer(t, hydra.TrustedIssuer{Issuer: "https://users.example", Key: testkeys.JWK(usersKey, "users-1", "ES256"),
 		Scopes: []string{"orders.read"}, ExpiresAt: time.Now().Add(24 * time.Hour)})
 	writeAssertion := func() {

@@ -21,6 +21,7 @@ import (
 	"github.com/tokenauthz/tokenauthz/internal/app"
 	"github.com/tokenauthz/tokenauthz/internal/demo"
 	"github.com/tokenauthz/tokenauthz/internal/explain"
+	"github.com/tokenauthz/tokenauthz/tokens"
 )
 
 const usage = `tokenauthz: Envoy ext_authz server that injects backend OAuth2 tokens.
@@ -29,6 +30,7 @@ Usage:
   tokenauthz serve    --config FILE [--grpc-addr ADDR] [--http-addr ADDR] [--log-level LEVEL]
   tokenauthz validate --config FILE
   tokenauthz explain  --config FILE --method GET --url URL [--header 'k: v']... [--context service=NAME]...
+  tokenauthz jwks     --key FILE [--kid ID] [--alg ALG]
   tokenauthz demo     [--grpc-addr ADDR] [--http-addr ADDR] [--idp-addr ADDR]
   tokenauthz version
 
@@ -55,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return c.validate(args[1:])
 	case "explain":
 		return c.explain(args[1:])
+	case "jwks":
+		return c.jwks(args[1:])
 	case "demo":
 		return c.demo(ctx, args[1:])
 	case "version":
@@ -178,6 +182,27 @@ func (c *command) explain(args []string) int {
 		return 2
 	}
 	explain.Write(c.stdout, cfg, in)
+	return 0
+}
+
+// jwks prints the public JWK Set of a private_key_jwt key, to register the
+// client with its IdP.
+func (c *command) jwks(args []string) int {
+	key := c.fs.String("key", "", "private key file (PEM), as client_key_file")
+	kid := c.fs.String("kid", "", "key id, as client_key_id")
+	alg := c.fs.String("alg", "", "signing algorithm, as client_assertion_alg (default: from the key)")
+	if c.parse(args) != nil {
+		return 2
+	}
+	if *key == "" {
+		fmt.Fprintln(c.stderr, "--key FILE is required")
+		return 2
+	}
+	set, err := tokens.PublicJWKS(*key, *kid, *alg)
+	if err != nil {
+		return c.exit(err)
+	}
+	fmt.Fprintf(c.stdout, "%s\n", set)
 	return 0
 }
 

@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
 	"crypto/elliptic"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/tokenauthz/tokenauthz/internal/testkeys"
 )
@@ -107,4 +111,46 @@ func TestCLISecretless(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestJWKS: the printed set holds the key's public half, as an IdP
+// registers it, and no private part.
+func TestJWKS(t *testing.T) {
+	dir := t.TempDir()
+	ec := testkeys.EC(t, elliptic.P256())
+	keyFile := testkeys.Write(t, dir, "client-key.pem", testkeys.PKCS8(t, ec))
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{"ec-key-with-kid", []string{"--key", keyFile, "--kid", "key-1"}, 0, `"kid": "key-1"`},
+		{"alg-from-the-key", []string{"--key", keyFile}, 0, `"alg": "ES256"`},
+		{"alg-that-does-not-fit", []string{"--key", keyFile, "--alg", "RS256"}, 1, "RS256 needs a key for RSA"},
+		{"missing-key", []string{"--key", filepath.Join(dir, "none.pem")}, 1, "unusable client key"},
+		{"no-key-flag", nil, 2, "--key FILE is required"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errs bytes.Buffer
+			if code := run(append([]string{"jwks"}, tt.args...), &out, &errs); code != tt.wantCode {
+				t.Fatalf("exit %d, want %d: %s%s", code, tt.wantCode, out.String(), errs.String())
+			}
+			if !strings.Contains(out.String()+errs.String(), tt.want) {
+				t.Fatalf("output lacks %q: %s%s", tt.want, out.String(), errs.String())
+			}
+			if tt.wantCode != 0 {
+				return
+			}
+			var set jose.JSONWebKeySet
+			if err := json.Unmarshal(out.Bytes(), &set); err != nil || len(set.Keys) != 1 {
+				t.Fatalf("not a JWK Set of one key: %v\n%s", err, out.String())
+			}
+			k := set.Keys[0]
+			if !k.IsPublic() || k.Use != "sig" || !k.Key.(*ecdsa.PublicKey).Equal(&ec.PublicKey) || strings.Contains(out.String(), `"d"`) {
+				t.Fatalf("JWK %+v: want the public signing key only", k)
+			}
+		})
+	}
 }
