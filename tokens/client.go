@@ -118,32 +118,6 @@ func (c *Client) Fetch(ctx context.Context, tokenURL string, r Request) (Token, 
 	return parseToken(ans.body, r.GrantType, o.secrets, now())
 }
 
-// outgoing builds the request's form and headers: the grant's parameters,
-// the actor token of an exchange and the client's credentials.
-func outgoing(tokenURL string, r Request, now time.Time) (*Outgoing, error) {
-	o := &Outgoing{TokenURL: tokenURL, ClientID: r.ClientID, Form: r.Form(), Header: http.Header{}, Now: now}
-	if r.sendsSubject() {
-		o.redact(printable(r.SubjectToken), url.QueryEscape(r.SubjectToken))
-	}
-	if r.Actor != nil && r.GrantType == GrantTokenExchange {
-		tok, err := r.Actor.Read(now)
-		if err != nil {
-			return nil, err
-		}
-		o.Form.Set("actor_token", tok)
-		o.Form.Set("actor_token_type", r.ActorTokenType)
-		o.redact(tok, url.QueryEscape(tok))
-	}
-	auth := r.Auth
-	if auth == nil {
-		auth = noAuth{}
-	}
-	if err := auth.Apply(o); err != nil {
-		return nil, err
-	}
-	return o, nil
-}
-
 // answer is a response as do read it.
 type answer struct {
 	status int
