@@ -19,10 +19,11 @@ var (
 // Plan is what a request resolves to before any network call: the service and
 // endpoint, the grant in effect (auto resolved) and the token request to make.
 type Plan struct {
-	Match    scopes.Match
-	Grant    scopes.Grant
-	Settings *scopes.Settings
-	Request  tokens.Request // zero when Grant needs no token
+	Match       scopes.Match
+	Grant       scopes.Grant
+	Settings    *scopes.Settings
+	Credentials *config.Credentials // nil when Grant needs no token
+	Request     tokens.Request      // zero when Grant needs no token
 }
 
 // PlanFor maps a request to its plan under cfg: request -> AuthContext ->
@@ -44,32 +45,45 @@ func PlanFor(cfg *config.Config, in Input) (Plan, error) {
 	s := m.Settings()
 	subject := bearer(in.Authorization)
 	p := Plan{Match: m, Settings: s, Grant: s.Grant.Effective(subject != "")}
+	if !p.Grant.NeedsToken() {
+		return p, nil
+	}
+	if p.Grant.NeedsSubject() && subject == "" {
+		return p, fmt.Errorf("%w: service %q needs the caller's bearer token for %s", errMissingSubject, m.Service.Name, p.Grant)
+	}
+	p.Credentials = cfg.Credentials(s)
+	p.Request = tokenRequest(m.Service.Name, s, p.Credentials)
 	switch p.Grant {
 	case scopes.GrantClientCredentials:
-		p.Request = tokenRequest(m.Service.Name, s, tokens.GrantClientCredentials)
+		p.Request.GrantType = tokens.GrantClientCredentials
 	case scopes.GrantTokenExchange:
-		if subject == "" {
-			return p, fmt.Errorf("%w: service %q needs the caller's bearer token for token exchange", errMissingSubject, m.Service.Name)
+		p.Request.GrantType = tokens.GrantTokenExchange
+		p.Request.SubjectToken, p.Request.SubjectTokenType = subject, s.SubjectTokenType
+		p.Request.RequestedTokenType = s.RequestedTokenType
+		if p.Credentials != nil && p.Credentials.Actor != nil {
+			p.Request.Actor, p.Request.ActorTokenType = p.Credentials.Actor, s.ActorTokenType
 		}
-		p.Request = tokenRequest(m.Service.Name, s, tokens.GrantTokenExchange)
+	case scopes.GrantJWTBearer:
+		p.Request.GrantType = tokens.GrantJWTBearer
 		p.Request.SubjectToken = subject
-		p.Request.SubjectTokenType = s.SubjectTokenType
 	}
 	return p, nil
 }
 
-func tokenRequest(service string, s *scopes.Settings, grant string) tokens.Request {
-	return tokens.Request{
-		Service:            service,
-		Issuer:             s.TokenEndpoint.Issuer,
-		TokenURL:           s.TokenEndpoint.TokenURL,
-		ClientID:           s.ClientID,
-		ClientSecret:       s.Secret.Value,
-		ClientAuth:         string(s.ClientAuth),
-		GrantType:          grant,
-		Scope:              s.Scope,
-		Audience:           s.Audience,
-		Resource:           s.Resource,
-		RequestedTokenType: s.RequestedTokenType,
+// tokenRequest is the part of the token request every grant shares; the
+// credentials were built when the configuration was loaded.
+func tokenRequest(service string, s *scopes.Settings, c *config.Credentials) tokens.Request {
+	r := tokens.Request{
+		Service:  service,
+		Issuer:   s.TokenEndpoint.Issuer,
+		TokenURL: s.TokenEndpoint.TokenURL,
+		ClientID: s.ClientID,
+		Scope:    s.Scope,
+		Audience: s.Audience,
+		Resource: s.Resource,
 	}
+	if c != nil {
+		r.Auth, r.Params = c.Auth, c.Params
+	}
+	return r
 }

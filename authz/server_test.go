@@ -32,6 +32,7 @@ services:
     endpoints:
       create: {path: /orders, methods: [POST], scope: orders.write}
       history: {path: /orders/history, grant_type: token_exchange, audience: orders}
+      obo: {path: /orders/obo, grant_type: jwt_bearer, token_params: {requested_token_use: on_behalf_of}}
   open:
     hosts: [open.internal]
   profile:
@@ -82,6 +83,7 @@ func TestCheckAllows(t *testing.T) {
 		{"endpoint-scope-overrides", checkReq("POST", "orders.internal", "/v1/orders", nil, nil), "authorization", "Bearer client_credentials|[orders.write]||"},
 		{"method-mismatch-falls-back-to-service", checkReq("GET", "orders.internal", "/v1/orders", nil, nil), "authorization", "Bearer client_credentials|[orders.read]||"},
 		{"token-exchange-of-caller-token", checkReq("GET", "orders.internal", "/v1/orders/history?x=1", bearer, nil), "authorization", "Bearer urn:ietf:params:oauth:grant-type:token-exchange|[orders.read]|orders|alice"},
+		{"jwt-bearer-of-caller-token", checkReq("GET", "orders.internal", "/v1/orders/obo", bearer, nil), "authorization", "Bearer urn:ietf:params:oauth:grant-type:jwt-bearer|[orders.read]||alice"},
 		{"context-extensions-select-endpoint", checkReq("GET", "elsewhere", "/", bearer, map[string]string{"service": "orders", "endpoint": "history"}), "authorization", "Bearer urn:ietf:params:oauth:grant-type:token-exchange|[orders.read]|orders|alice"},
 		{"auto-with-caller-token-exchanges", checkReq("GET", "profile.internal", "/me", bearer, nil), "x-backend-token", "Bearer urn:ietf:params:oauth:grant-type:token-exchange|[]||alice"},
 		{"auto-without-caller-token-uses-client-credentials", checkReq("GET", "profile.internal", "/me", nil, nil), "x-backend-token", "Bearer client_credentials|[]||"},
@@ -140,6 +142,8 @@ func TestCheckDenials(t *testing.T) {
 		{"unknown-service-name", ok, checkReq("GET", "orders.internal", "/v1", nil, map[string]string{"service": "nope"}), codes.PermissionDenied, 403, ReasonUnknownService},
 		{"unknown-endpoint-name", ok, checkReq("GET", "orders.internal", "/v1", nil, map[string]string{"service": "orders", "endpoint": "nope"}), codes.PermissionDenied, 403, ReasonUnknownService},
 		{"exchange-without-caller-token", ok, checkReq("GET", "orders.internal", "/v1/orders/history", nil, nil), codes.Unauthenticated, 401, ReasonMissingSubject},
+		{"jwt-bearer-without-caller-token", ok, checkReq("GET", "orders.internal", "/v1/orders/obo", nil, nil), codes.Unauthenticated, 401, ReasonMissingSubject},
+		{"jwt-bearer-subject-rejected", failWith(&tokens.Error{Class: tokens.ErrSubjectRejected, Code: "invalid_grant"}), checkReq("GET", "orders.internal", "/v1/orders/obo", map[string]string{"authorization": "Bearer x"}, nil), codes.Unauthenticated, 401, ReasonSubjectRejected},
 		{"exchange-with-basic-auth-only", ok, checkReq("GET", "orders.internal", "/v1/orders/history", map[string]string{"authorization": "Basic dTpw"}, nil), codes.Unauthenticated, 401, ReasonMissingSubject},
 		{"subject-rejected", failWith(&tokens.Error{Class: tokens.ErrSubjectRejected, Code: "invalid_grant"}), checkReq("GET", "orders.internal", "/v1/orders/history", map[string]string{"authorization": "Bearer x"}, nil), codes.Unauthenticated, 401, ReasonSubjectRejected},
 		{"client-rejected", failWith(&tokens.Error{Class: tokens.ErrClientRejected, Code: "invalid_client"}), checkReq("GET", "orders.internal", "/v1", nil, nil), codes.Internal, 500, ReasonClientRejected},

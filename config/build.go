@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/tokenauthz/tokenauthz/scopes"
+	"github.com/tokenauthz/tokenauthz/tokens"
 )
 
 // builder turns the raw file into a Config, collecting problems as it goes.
@@ -21,6 +22,18 @@ type builder struct {
 	dir      string          // the config file's folder: relative secret files are read from here
 	reported map[string]bool // keys whose value failed to decode: already reported
 	errs     []error
+
+	// Credentials (credentials.go): built once per level, shared where equal.
+	fileKeys   map[string]string // resolved credential file -> the key that first named it
+	auths      map[authSpec]tokens.ClientAuth
+	tokenFiles map[string]*tokens.TokenFile
+	creds      map[*scopes.Settings]*Credentials
+}
+
+func newBuilder(dir string) *builder {
+	return &builder{dir: dir, reported: map[string]bool{}, fileKeys: map[string]string{},
+		auths: map[authSpec]tokens.ClientAuth{}, tokenFiles: map[string]*tokens.TokenFile{},
+		creds: map[*scopes.Settings]*Credentials{}}
 }
 
 // fail records a problem at key, unless decoding already reported one there:
@@ -72,12 +85,13 @@ func (b *builder) build(raw rawFile) *Config {
 	}
 	for _, svc := range table.Services() {
 		key := "services." + svc.Name
-		svcMissing := b.credentials(key, svc.Settings, "")
+		svcMissing := b.credentials(key, &svc.Settings, "")
 		for _, ep := range svc.Endpoints {
-			b.credentials(key+".endpoints."+ep.Name, ep.Settings, svcMissing)
+			b.credentials(key+".endpoints."+ep.Name, &ep.Settings, svcMissing)
 		}
 	}
 	cfg.Routes = table
+	cfg.creds = b.creds
 	return &cfg
 }
 
@@ -176,34 +190,8 @@ func (b *builder) layer(key string, raw rawAuth) scopes.Layer {
 		}
 		l.Header = &h
 	}
+	b.secretless(key, raw, &l)
 	return l
-}
-
-// credentials checks that a level whose grant fetches tokens can do so. It
-// returns what is missing, and stays quiet when that is what the parent
-// already reported (an endpoint that inherits its service's gap).
-func (b *builder) credentials(key string, s scopes.Settings, parentMissing string) string {
-	if !s.Grant.NeedsToken() {
-		return ""
-	}
-	var missing []string
-	if s.TokenEndpoint.Issuer == "" && s.TokenEndpoint.TokenURL == "" {
-		missing = append(missing, "issuer or token_url")
-	}
-	if s.ClientID == "" {
-		missing = append(missing, "client_id")
-	}
-	if s.Secret.Key == "" {
-		missing = append(missing, "client_secret or client_secret_file")
-	}
-	msg := fmt.Sprintf("grant_type %s needs %s (set here, in the service or in defaults)", s.Grant, strings.Join(missing, ", "))
-	if len(missing) > 0 && msg != parentMissing {
-		b.fail(key, ErrMissingCredentials, "%s", msg)
-	}
-	if len(missing) == 0 {
-		return ""
-	}
-	return msg
 }
 
 var envRef = regexp.MustCompile(`\$\{([A-Za-z_][A-Za-z0-9_]*)\}`)

@@ -46,6 +46,8 @@ type Config struct {
 	Cache        Cache
 	TokenRequest TokenRequest
 	Routes       *scopes.Table
+
+	creds map[*scopes.Settings]*Credentials // per level of Routes, see Credentials
 }
 
 // Listen holds the listener addresses.
@@ -125,7 +127,7 @@ func parse(name string, data []byte) (*Config, []error) {
 			return nil, append(errs, fmt.Errorf("%w: %v", ErrInvalidValue, err))
 		}
 	}
-	b := builder{dir: filepath.Dir(name), reported: map[string]bool{}}
+	b := newBuilder(filepath.Dir(name))
 	for _, err := range errs {
 		if ke, ok := err.(*keyError); ok {
 			b.reported[ke.Key] = true

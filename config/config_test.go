@@ -63,6 +63,9 @@ func TestLoadGood(t *testing.T) {
 		Scope:            []string{"a", "b"},
 		SubjectTokenType: accessToken,
 		Header:           "authorization",
+
+		ClientAssertionType: scopes.DefaultClientAssertionType,
+		ActorTokenType:      scopes.DefaultActorTokenType,
 	}
 	if !reflect.DeepEqual(cfg.Routes.Root, root) {
 		t.Errorf("Root =\n%#v\nwant\n%#v", cfg.Routes.Root, root)
@@ -92,6 +95,9 @@ func TestLoadGood(t *testing.T) {
 		SubjectTokenType:   accessToken,
 		RequestedTokenType: jwtToken,
 		Header:             "x-billing-token",
+
+		ClientAssertionType: scopes.DefaultClientAssertionType,
+		ActorTokenType:      scopes.DefaultActorTokenType,
 	}
 	invoices := scopes.Settings{
 		TokenEndpoint:      scopes.TokenEndpoint{Issuer: "https://idp.example/"}, // no token_url from the service
@@ -105,6 +111,9 @@ func TestLoadGood(t *testing.T) {
 		SubjectTokenType:   idToken,
 		RequestedTokenType: accessToken,
 		Header:             "authorization",
+
+		ClientAssertionType: scopes.DefaultClientAssertionType,
+		ActorTokenType:      scopes.DefaultActorTokenType,
 	}
 	public := billing
 	public.Grant = scopes.GrantNone
@@ -182,8 +191,8 @@ func TestLoadBad(t *testing.T) {
 		{"unknown-key-top", ErrUnknownKey, "line 1: listn: unknown key"},
 		{"unknown-key-service", ErrUnknownKey, "services.orders.scopes: unknown key"},
 		{"unknown-key-endpoint", ErrUnknownKey, "services.orders.endpoints.create.method: unknown key"},
-		{"bad-grant-type", ErrInvalidValue, `services.orders.grant_type: "password" is not one of none, client_credentials, token_exchange, auto`},
-		{"bad-client-auth", ErrInvalidValue, `defaults.client_auth: "jwt" is not one of basic, post`},
+		{"bad-grant-type", ErrInvalidValue, `services.orders.grant_type: "password" is not one of none, client_credentials, token_exchange, auto, jwt_bearer`},
+		{"bad-client-auth", ErrInvalidValue, `defaults.client_auth: "jwt" is not one of basic, post, private_key_jwt, client_assertion, tls_client_auth, none`},
 		{"bad-unmatched", ErrInvalidValue, `unmatched: "pass" is not one of deny, allow`},
 		{"bad-duration", ErrInvalidValue, `cache.expiry_skew: "30 seconds" is not a duration`},
 		{"zero-timeout", ErrInvalidValue, "token_request.timeout: must be positive"},
@@ -209,6 +218,17 @@ func TestLoadBad(t *testing.T) {
 		{"bad-scope-type", ErrInvalidValue, "services.orders.scope: want a list or a space-separated string"},
 		{"repeated-key", ErrSyntax, "services.orders.grant_type: repeats the key set at line 9"},
 		{"syntax-error", ErrSyntax, "invalid YAML: yaml: line"},
+		{"key-file-missing", ErrCredentialFile, "defaults.client_key_file: unusable client key: open testdata/bad/no-such-key.pem: no such file"},
+		{"key-file-not-a-key", ErrCredentialFile, "defaults.client_key_file: unusable client key: testdata/keys/ec.crt: no PEM private key"},
+		{"alg-does-not-fit-key", ErrInvalidValue, "services.orders: client_assertion_alg: assertion algorithm does not fit the key: ES256 needs a key for EC P-256, the key is RSA 2048 (client_key_file testdata/keys/rsa.pem)"},
+		{"bad-assertion-alg", ErrInvalidValue, `defaults.client_assertion_alg: "HS256" is not one of RS256, PS256, ES256, ES384`},
+		{"cert-does-not-match-key", ErrInvalidValue, "services.mtls: client_cert_file testdata/keys/rsa.crt: certificate does not match the key"},
+		{"cert-file-missing", ErrCredentialFile, "services.mtls.client_cert_file: unusable client certificate: open testdata/bad/no-such.crt"},
+		{"unknown-assertion-type", ErrInvalidValue, `defaults.client_assertion_type: unknown client assertion type "urn:ietf:params:oauth:client-assertion-type:saml2-bearer"`},
+		{"missing-key-for-private-key-jwt", ErrMissingCredentials, "services.orders: grant_type client_credentials needs client_key_file (for client_auth private_key_jwt)"},
+		{"missing-cert-for-tls-client-auth", ErrMissingCredentials, "services.orders: grant_type client_credentials needs client_cert_file (for client_auth tls_client_auth)"},
+		{"missing-assertion-file", ErrMissingCredentials, "services.orders: grant_type jwt_bearer needs client_assertion_file (for client_auth client_assertion)"},
+		{"token-params-protocol-name", ErrInvalidValue, "services.obo.token_params.scope: scope is set by the protocol"},
 	}
 	unset(t, "TOKENAUTHZ_TEST_UNSET")
 	for _, tt := range tests {
@@ -320,7 +340,7 @@ func TestParse(t *testing.T) {
 			yaml: "",
 			check: func(t *testing.T, cfg *Config) {
 				want := Config{Path: "x.yaml", Listen: defaults.Listen, Unmatched: UnmatchedDeny, Cache: defaults.Cache, TokenRequest: defaults.TokenRequest}
-				cfg.Routes = nil
+				cfg.Routes, cfg.creds = nil, nil
 				if !reflect.DeepEqual(*cfg, want) {
 					t.Errorf("got %+v, want %+v", *cfg, want)
 				}

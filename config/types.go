@@ -50,6 +50,18 @@ type rawAuth struct {
 	SubjectTokenType   *string   `yaml:"subject_token_type"`
 	RequestedTokenType *string   `yaml:"requested_token_type"`
 	Header             *string   `yaml:"header"`
+
+	// Client authentication without shared secrets (see credentials.go).
+	ClientKeyFile           *string           `yaml:"client_key_file"`
+	ClientKeyID             *string           `yaml:"client_key_id"`
+	ClientCertFile          *string           `yaml:"client_cert_file"`
+	ClientAssertionAlg      *string           `yaml:"client_assertion_alg"`
+	ClientAssertionAudience *string           `yaml:"client_assertion_audience"`
+	ClientAssertionFile     *string           `yaml:"client_assertion_file"`
+	ClientAssertionType     *string           `yaml:"client_assertion_type"`
+	TokenParams             map[string]string `yaml:"token_params"`
+	ActorTokenFile          *string           `yaml:"actor_token_file"`
+	ActorTokenType          *string           `yaml:"actor_token_type"`
 }
 
 type rawService struct {

@@ -3,13 +3,17 @@
 //
 // It serves a real OpenID provider (github.com/zitadel/oidc/v3/pkg/op) over
 // HTTP on a local address, with confidential clients that authenticate by
-// client_secret_basic or client_secret_post, and two grants:
+// client_secret_basic or client_secret_post, or by a client certificate a
+// TLS proxy in front has verified (tls_client_auth, see
+// [Options.ClientCertHeader]), and two grants:
 //
 //   - client_credentials (RFC 6749 section 4.4): a JWT access token whose
 //     subject is the client;
 //   - token exchange (RFC 8693): a JWT access token for the user of the
 //     subject_token, which must be an access token signed by this provider
-//     (see [IdP.UserToken]).
+//     (see [IdP.UserToken]). An actor_token, also signed by this provider
+//     (of type access_token or jwt), is verified and named in the issued
+//     token's "act" claim (RFC 8693 section 4.1).
 //
 // Any requested scope is granted and carried in the "scope" claim; the
 // "audience" and "resource" parameters go into the "aud" claim. Every issued
@@ -46,14 +50,26 @@ const (
 	defaultTTL  = 5 * time.Minute
 )
 
-// Client is a confidential client registered with the provider.
-type Client struct{ ID, Secret string }
+// Client is a confidential client registered with the provider: by a
+// secret, or by the subject DN of its TLS client certificate.
+type Client struct {
+	ID, Secret string
+	// TLSSubject, for a client without Secret, is the subject DN (as nginx's
+	// $ssl_client_s_dn writes it, e.g. "CN=tokenauthz") that the proxy's
+	// [Options.ClientCertHeader] must carry (RFC 8705 section 2.1.2).
+	TLSSubject string
+}
 
 // Options configures [Start]. The zero value is usable but registers no client.
 type Options struct {
 	Addr           string        // listen address, default "127.0.0.1:0"
 	Clients        []Client      // confidential clients, basic and post auth
 	AccessTokenTTL time.Duration // default 5m; the expires_in the OP issues
+	// ClientCertHeader names the header in which a TLS-terminating proxy in
+	// front passes the subject DN of the client certificate it verified.
+	// The provider trusts it as is: the proxy must overwrite what clients
+	// send. Empty: no client authenticates by certificate.
+	ClientCertHeader string
 }
 
 // Issued is one token issued by the token endpoint.
@@ -66,6 +82,7 @@ type Issued struct {
 	// Audience is the requested audience ("audience" then "resource"
 	// parameters). When empty, the token's aud is the client id.
 	Audience []string
+	Actor    string // the actor token's subject of a delegation, else ""
 }
 
 // IdP is a running development OpenID provider.
@@ -113,7 +130,7 @@ func Start(ctx context.Context, opts Options) (*IdP, error) {
 		storage: newStorage(opts.Clients, opts.AccessTokenTTL, key),
 		served:  make(chan struct{}),
 	}
-	handler, tokenPath, err := p.handler(cryptoKey)
+	handler, tokenPath, err := p.handler(cryptoKey, opts.ClientCertHeader)
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("devidp: provider: %w", err)
@@ -143,8 +160,8 @@ func withDefaults(opts Options) (Options, error) {
 	seen := make(map[string]bool, len(opts.Clients))
 	for i, c := range opts.Clients {
 		switch {
-		case c.ID == "" || c.Secret == "":
-			errs = append(errs, fmt.Errorf("Clients[%d]: ID and Secret are required", i))
+		case c.ID == "" || (c.Secret == "") == (c.TLSSubject == ""):
+			errs = append(errs, fmt.Errorf("Clients[%d]: ID and one of Secret or TLSSubject are required", i))
 		case seen[c.ID]:
 			errs = append(errs, fmt.Errorf("Clients[%d]: duplicate ID %q", i, c.ID))
 		}
@@ -165,7 +182,7 @@ func issuerHost(addr net.Addr) string {
 
 // handler builds the OP's HTTP handler: the library's routes served by
 // [server], behind a counter of token endpoint hits.
-func (p *IdP) handler(cryptoKey [32]byte) (http.Handler, string, error) {
+func (p *IdP) handler(cryptoKey [32]byte, certHeader string) (http.Handler, string, error) {
 	provider, err := op.NewProvider(&op.Config{
 		CryptoKey:      cryptoKey,
 		AuthMethodPost: true,
@@ -180,7 +197,7 @@ func (p *IdP) handler(cryptoKey [32]byte) (http.Handler, string, error) {
 		Userinfo:      op.DefaultEndpoints.Userinfo,
 		JwksURI:       op.DefaultEndpoints.JwksURI,
 	}
-	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints), provider: provider, idp: p}
+	srv := &server{LegacyServer: op.NewLegacyServer(provider, endpoints), provider: provider, idp: p, certHeader: certHeader}
 	routes := op.RegisterLegacyServer(srv, http.NotFound)
 	tokenPath := endpoints.Token.Relative()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

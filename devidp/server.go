@@ -14,8 +14,9 @@ import (
 // overridden, to give the answers callers rely on and record what is issued.
 type server struct {
 	*op.LegacyServer
-	provider *op.Provider
-	idp      *IdP
+	provider   *op.Provider
+	idp        *IdP
+	certHeader string // see Options.ClientCertHeader
 }
 
 var _ op.ExtendedLegacyServer = (*server)(nil)
@@ -23,12 +24,25 @@ var _ op.ExtendedLegacyServer = (*server)(nil)
 // VerifyClient answers a failed client authentication with 401, as RFC 6749
 // section 5.2 asks; the library's handler would answer 400.
 func (s *server) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
+	if c, ok := s.idp.storage.clients[r.Data.ClientID]; ok && c.TLSSubject != "" {
+		return s.verifyCertificate(c, r)
+	}
 	client, err := s.LegacyServer.VerifyClient(ctx, r)
 	var oerr *oidc.Error
 	if errors.As(err, &oerr) && oerr.ErrorType == oidc.InvalidClient {
 		return nil, op.NewStatusError(oerr, http.StatusUnauthorized)
 	}
 	return client, err
+}
+
+// verifyCertificate authenticates a tls_client_auth client (RFC 8705
+// section 2.1.2) by the subject DN its proxy verified; nothing else counts.
+func (s *server) verifyCertificate(c Client, r *op.Request[op.ClientCredentials]) (op.Client, error) {
+	if r.Data.ClientSecret != "" || r.Data.ClientAssertion != "" || s.certHeader == "" ||
+		r.Header.Get(s.certHeader) != c.TLSSubject {
+		return nil, op.NewStatusError(oidc.ErrInvalidClient().WithDescription("client %s authenticates by its TLS certificate only", c.ID), http.StatusUnauthorized)
+	}
+	return &opClient{id: c.ID}, nil
 }
 
 // ClientCredentialsExchange issues a token for the client itself. It builds
@@ -64,9 +78,6 @@ func (s *server) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.Tok
 	if data.SubjectTokenType != oidc.AccessTokenType {
 		return nil, oidc.ErrInvalidRequest().WithDescription("subject_token_type %s is not supported: use %s", data.SubjectTokenType, oidc.AccessTokenType)
 	}
-	if data.ActorToken != "" {
-		return nil, oidc.ErrInvalidRequest().WithDescription("actor_token is not supported")
-	}
 	if _, err := op.VerifyAccessToken[*oidc.AccessTokenClaims](ctx, data.SubjectToken, s.provider.AccessTokenVerifier(ctx)); err != nil {
 		return nil, oidc.ErrInvalidGrant().WithDescription("subject_token is invalid or expired").WithParent(err)
 	}
@@ -88,6 +99,7 @@ func (s *server) TokenExchange(ctx context.Context, r *op.ClientRequest[oidc.Tok
 		Subject:     req.GetSubject(),
 		Scope:       slices.Clone(req.GetScopes()),
 		Audience:    slices.Clone(req.GetAudience()),
+		Actor:       req.GetExchangeActor(),
 	})
 	return op.NewResponse(resp), nil
 }

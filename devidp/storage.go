@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/subtle"
+	"encoding/json"
 	"errors"
 	"strings"
 	"time"
@@ -25,10 +26,11 @@ type storage struct {
 }
 
 var (
-	_ op.Storage                        = (*storage)(nil)
-	_ op.ClientCredentialsStorage       = (*storage)(nil)
-	_ op.TokenExchangeStorage           = (*storage)(nil)
-	_ op.CanGetPrivateClaimsFromRequest = (*storage)(nil)
+	_ op.Storage                            = (*storage)(nil)
+	_ op.ClientCredentialsStorage           = (*storage)(nil)
+	_ op.TokenExchangeStorage               = (*storage)(nil)
+	_ op.CanGetPrivateClaimsFromRequest     = (*storage)(nil)
+	_ op.TokenExchangeTokensVerifierStorage = (*storage)(nil)
 )
 
 var errUnsupported = errors.New("devidp: not supported")
@@ -49,7 +51,7 @@ func newStorage(clients []Client, ttl time.Duration, key *rsa.PrivateKey) *stora
 // invalid_client that [server.VerifyClient] answers with 401.
 func (s *storage) authenticate(clientID, secret string) (*opClient, error) {
 	c, ok := s.clients[clientID]
-	if !ok || subtle.ConstantTimeCompare([]byte(c.Secret), []byte(secret)) != 1 {
+	if !ok || c.Secret == "" || subtle.ConstantTimeCompare([]byte(c.Secret), []byte(secret)) != 1 {
 		return nil, oidc.ErrInvalidClient().WithDescription("invalid client_id / client_secret")
 	}
 	return &opClient{id: c.ID}, nil
@@ -150,8 +152,48 @@ func (s *storage) CreateTokenExchangeRequest(context.Context, op.TokenExchangeRe
 	return nil // nothing to keep: the IdP records what the token endpoint issued
 }
 
+// GetPrivateClaimsFromTokenExchangeRequest adds to the scopes the "act"
+// claim of a delegation (RFC 8693 section 4.1): the actor token's subject.
 func (s *storage) GetPrivateClaimsFromTokenExchangeRequest(_ context.Context, req op.TokenExchangeRequest) (map[string]any, error) {
-	return scopeClaims(req.GetScopes()), nil
+	claims := scopeClaims(req.GetScopes())
+	if actor := req.GetExchangeActor(); actor != "" {
+		if claims == nil {
+			claims = map[string]any{}
+		}
+		claims["act"] = map[string]any{"sub": actor}
+	}
+	return claims, nil
+}
+
+// VerifyExchangeActorToken accepts an actor_token of type jwt signed by this
+// provider and not expired (tokens of type access_token the library
+// verifies itself), and names its subject as the actor.
+func (s *storage) VerifyExchangeActorToken(_ context.Context, token string, tokenType oidc.TokenType) (string, string, map[string]any, error) {
+	if tokenType != oidc.JWTTokenType {
+		return "", "", nil, errUnsupported
+	}
+	jws, err := jose.ParseSigned(token, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		return "", "", nil, err
+	}
+	payload, err := jws.Verify(&s.signingKey.key.PublicKey)
+	if err != nil {
+		return "", "", nil, err
+	}
+	var claims struct {
+		Sub string `json:"sub"`
+		Exp int64  `json:"exp"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil || claims.Sub == "" || time.Now().Unix() >= claims.Exp {
+		return "", "", nil, errors.New("devidp: actor token without subject, or expired")
+	}
+	return token, claims.Sub, nil, nil
+}
+
+// VerifyExchangeSubjectToken refuses: subject tokens are access tokens,
+// which the library verifies.
+func (s *storage) VerifyExchangeSubjectToken(context.Context, string, oidc.TokenType) (string, string, map[string]any, error) {
+	return "", "", nil, errUnsupported
 }
 
 func (s *storage) SetUserinfoFromTokenExchangeRequest(_ context.Context, info *oidc.UserInfo, req op.TokenExchangeRequest) error {

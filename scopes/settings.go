@@ -14,10 +14,11 @@ const (
 	GrantClientCredentials Grant = "client_credentials" // RFC 6749 section 4.4
 	GrantTokenExchange     Grant = "token_exchange"     // RFC 8693, subject = caller's bearer token
 	GrantAuto              Grant = "auto"               // token exchange with a caller token, else client credentials
+	GrantJWTBearer         Grant = "jwt_bearer"         // RFC 7523 section 2.1, assertion = caller's bearer token
 )
 
 // Grants lists every valid Grant, for validation and messages.
-var Grants = []Grant{GrantNone, GrantClientCredentials, GrantTokenExchange, GrantAuto}
+var Grants = []Grant{GrantNone, GrantClientCredentials, GrantTokenExchange, GrantAuto, GrantJWTBearer}
 
 // Effective resolves auto against whether the caller presented a bearer token.
 func (g Grant) Effective(hasCallerToken bool) Grant {
@@ -32,25 +33,54 @@ func (g Grant) Effective(hasCallerToken bool) Grant {
 
 // NeedsToken reports whether the grant fetches a token (and so needs credentials).
 func (g Grant) NeedsToken() bool {
-	return g == GrantClientCredentials || g == GrantTokenExchange || g == GrantAuto
+	return g == GrantClientCredentials || g == GrantTokenExchange || g == GrantAuto || g == GrantJWTBearer
+}
+
+// NeedsSubject reports whether the grant sends the caller's bearer token
+// (as subject_token or assertion), so a request without one is a 401.
+func (g Grant) NeedsSubject() bool {
+	return g == GrantTokenExchange || g == GrantJWTBearer
 }
 
 // ClientAuth is how the client authenticates to the token endpoint.
 type ClientAuth string
 
 const (
-	ClientAuthBasic ClientAuth = "basic" // RFC 6749 2.3.1 HTTP Basic, form-encoded id:secret
-	ClientAuthPost  ClientAuth = "post"  // client_id and client_secret in the form body
+	ClientAuthBasic           ClientAuth = "basic"            // RFC 6749 2.3.1 HTTP Basic, form-encoded id:secret
+	ClientAuthPost            ClientAuth = "post"             // client_id and client_secret in the form body
+	ClientAuthPrivateKeyJWT   ClientAuth = "private_key_jwt"  // RFC 7523 2.2: an assertion signed with client_key_file
+	ClientAuthClientAssertion ClientAuth = "client_assertion" // RFC 7521 4.2: the assertion in client_assertion_file
+	ClientAuthTLS             ClientAuth = "tls_client_auth"  // RFC 8705 2: the certificate in the TLS handshake
+	ClientAuthNone            ClientAuth = "none"             // public client: client_id only, when set
 )
 
 // ClientAuths lists every valid ClientAuth.
-var ClientAuths = []ClientAuth{ClientAuthBasic, ClientAuthPost}
+var ClientAuths = []ClientAuth{ClientAuthBasic, ClientAuthPost, ClientAuthPrivateKeyJWT,
+	ClientAuthClientAssertion, ClientAuthTLS, ClientAuthNone}
+
+// NeedsSecret reports whether the method sends a client secret.
+func (a ClientAuth) NeedsSecret() bool { return a == ClientAuthBasic || a == ClientAuthPost }
+
+// Client assertion types (RFC 7523 section 2.2; the SPIFFE JWT-SVID profile
+// of draft-ietf-oauth-spiffe-client-auth).
+const (
+	AssertionTypeJWTBearer = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+	AssertionTypeJWTSPIFFE = "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe"
+)
+
+// AssertionTypes lists every valid client_assertion_type.
+var AssertionTypes = []string{AssertionTypeJWTBearer, AssertionTypeJWTSPIFFE}
 
 // Defaults that apply when no level sets a key.
 const (
-	DefaultSubjectTokenType = "urn:ietf:params:oauth:token-type:access_token"
-	DefaultHeader           = "authorization"
+	DefaultSubjectTokenType    = "urn:ietf:params:oauth:token-type:access_token"
+	DefaultHeader              = "authorization"
+	DefaultClientAssertionType = AssertionTypeJWTBearer
+	DefaultActorTokenType      = "urn:ietf:params:oauth:token-type:jwt"
 )
+
+// Param is one extra form parameter of a token request (token_params).
+type Param struct{ Name, Value string }
 
 // TokenEndpoint is one setting made of two keys: issuer (found by OIDC
 // discovery) and token_url (used as is). The nearest level that sets either
@@ -83,6 +113,18 @@ type Layer struct {
 	SubjectTokenType   *string
 	RequestedTokenType *string
 	Header             *string
+
+	// Client authentication without shared secrets; files are resolved paths.
+	ClientKeyFile           *string
+	ClientKeyID             *string
+	ClientCertFile          *string
+	ClientAssertionAlg      *string
+	ClientAssertionAudience *string
+	ClientAssertionFile     *string
+	ClientAssertionType     *string
+	TokenParams             []Param // sorted by name; nil: unset; empty non-nil: explicitly none
+	ActorTokenFile          *string
+	ActorTokenType          *string
 }
 
 // Settings are the auth settings in effect at one level after inheritance.
@@ -98,15 +140,28 @@ type Settings struct {
 	SubjectTokenType   string
 	RequestedTokenType string
 	Header             string
+
+	ClientKeyFile           string
+	ClientKeyID             string
+	ClientCertFile          string
+	ClientAssertionAlg      string // "": from the key
+	ClientAssertionAudience string // "": the token endpoint URL
+	ClientAssertionFile     string
+	ClientAssertionType     string
+	TokenParams             []Param // sorted by name
+	ActorTokenFile          string
+	ActorTokenType          string
 }
 
 // Root settles the defaults layer into Settings, filling built-in defaults.
 func Root(l Layer) Settings {
 	base := Settings{
-		ClientAuth:       ClientAuthBasic,
-		Grant:            GrantNone,
-		SubjectTokenType: DefaultSubjectTokenType,
-		Header:           DefaultHeader,
+		ClientAuth:          ClientAuthBasic,
+		Grant:               GrantNone,
+		SubjectTokenType:    DefaultSubjectTokenType,
+		Header:              DefaultHeader,
+		ClientAssertionType: DefaultClientAssertionType,
+		ActorTokenType:      DefaultActorTokenType,
 	}
 	return base.Inherit(l)
 }
@@ -127,6 +182,18 @@ func (s Settings) Inherit(child Layer) Settings {
 	pick(&s.SubjectTokenType, child.SubjectTokenType)
 	pick(&s.RequestedTokenType, child.RequestedTokenType)
 	pick(&s.Header, child.Header)
+	pick(&s.ClientKeyFile, child.ClientKeyFile)
+	pick(&s.ClientKeyID, child.ClientKeyID)
+	pick(&s.ClientCertFile, child.ClientCertFile)
+	pick(&s.ClientAssertionAlg, child.ClientAssertionAlg)
+	pick(&s.ClientAssertionAudience, child.ClientAssertionAudience)
+	pick(&s.ClientAssertionFile, child.ClientAssertionFile)
+	pick(&s.ClientAssertionType, child.ClientAssertionType)
+	if child.TokenParams != nil {
+		s.TokenParams = slices.Clone(child.TokenParams)
+	}
+	pick(&s.ActorTokenFile, child.ActorTokenFile)
+	pick(&s.ActorTokenType, child.ActorTokenType)
 	return s
 }
 

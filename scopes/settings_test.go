@@ -49,6 +49,26 @@ var authKeys = []authKey{
 		func(s Settings) any { return s.RequestedTokenType }, str},
 	{"header", func(l *Layer, v string) { l.Header = &v },
 		func(s Settings) any { return s.Header }, str},
+	{"client_key_file", func(l *Layer, v string) { l.ClientKeyFile = &v },
+		func(s Settings) any { return s.ClientKeyFile }, str},
+	{"client_key_id", func(l *Layer, v string) { l.ClientKeyID = &v },
+		func(s Settings) any { return s.ClientKeyID }, str},
+	{"client_cert_file", func(l *Layer, v string) { l.ClientCertFile = &v },
+		func(s Settings) any { return s.ClientCertFile }, str},
+	{"client_assertion_alg", func(l *Layer, v string) { l.ClientAssertionAlg = &v },
+		func(s Settings) any { return s.ClientAssertionAlg }, str},
+	{"client_assertion_audience", func(l *Layer, v string) { l.ClientAssertionAudience = &v },
+		func(s Settings) any { return s.ClientAssertionAudience }, str},
+	{"client_assertion_file", func(l *Layer, v string) { l.ClientAssertionFile = &v },
+		func(s Settings) any { return s.ClientAssertionFile }, str},
+	{"client_assertion_type", func(l *Layer, v string) { l.ClientAssertionType = &v },
+		func(s Settings) any { return s.ClientAssertionType }, str},
+	{"token_params", func(l *Layer, v string) { l.TokenParams = []Param{{"level", v}} },
+		func(s Settings) any { return s.TokenParams }, func(v string) any { return []Param{{"level", v}} }},
+	{"actor_token_file", func(l *Layer, v string) { l.ActorTokenFile = &v },
+		func(s Settings) any { return s.ActorTokenFile }, str},
+	{"actor_token_type", func(l *Layer, v string) { l.ActorTokenType = &v },
+		func(s Settings) any { return s.ActorTokenType }, str},
 }
 
 var levels = []string{"defaults", "service", "endpoint"}
@@ -180,10 +200,12 @@ func TestInheritDoesNotAliasScope(t *testing.T) {
 
 func TestRootBuiltInDefaults(t *testing.T) {
 	want := Settings{
-		ClientAuth:       ClientAuthBasic,
-		Grant:            GrantNone,
-		SubjectTokenType: "urn:ietf:params:oauth:token-type:access_token",
-		Header:           "authorization",
+		ClientAuth:          ClientAuthBasic,
+		Grant:               GrantNone,
+		SubjectTokenType:    "urn:ietf:params:oauth:token-type:access_token",
+		Header:              "authorization",
+		ClientAssertionType: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+		ActorTokenType:      "urn:ietf:params:oauth:token-type:jwt",
 	}
 	if got := Root(Layer{}); !reflect.DeepEqual(got, want) {
 		t.Errorf("Root(empty) = %#v, want %#v", got, want)
@@ -197,15 +219,18 @@ func TestGrantEffective(t *testing.T) {
 		callerToken bool
 		want        Grant
 		needsToken  bool
+		needsSubj   bool
 	}{
-		{"none-with-caller-token", GrantNone, true, GrantNone, false},
-		{"none-without-caller-token", GrantNone, false, GrantNone, false},
-		{"client-credentials-with-caller-token", GrantClientCredentials, true, GrantClientCredentials, true},
-		{"client-credentials-without-caller-token", GrantClientCredentials, false, GrantClientCredentials, true},
-		{"token-exchange-with-caller-token", GrantTokenExchange, true, GrantTokenExchange, true},
-		{"token-exchange-without-caller-token", GrantTokenExchange, false, GrantTokenExchange, true},
-		{"auto-with-caller-token", GrantAuto, true, GrantTokenExchange, true},
-		{"auto-without-caller-token", GrantAuto, false, GrantClientCredentials, true},
+		{"none-with-caller-token", GrantNone, true, GrantNone, false, false},
+		{"none-without-caller-token", GrantNone, false, GrantNone, false, false},
+		{"client-credentials-with-caller-token", GrantClientCredentials, true, GrantClientCredentials, true, false},
+		{"client-credentials-without-caller-token", GrantClientCredentials, false, GrantClientCredentials, true, false},
+		{"token-exchange-with-caller-token", GrantTokenExchange, true, GrantTokenExchange, true, true},
+		{"token-exchange-without-caller-token", GrantTokenExchange, false, GrantTokenExchange, true, true},
+		{"auto-with-caller-token", GrantAuto, true, GrantTokenExchange, true, false},
+		{"auto-without-caller-token", GrantAuto, false, GrantClientCredentials, true, false},
+		{"jwt-bearer-with-caller-token", GrantJWTBearer, true, GrantJWTBearer, true, true},
+		{"jwt-bearer-without-caller-token", GrantJWTBearer, false, GrantJWTBearer, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -214,6 +239,9 @@ func TestGrantEffective(t *testing.T) {
 			}
 			if got := tt.grant.NeedsToken(); got != tt.needsToken {
 				t.Errorf("%s.NeedsToken() = %v, want %v", tt.grant, got, tt.needsToken)
+			}
+			if got := tt.grant.NeedsSubject(); got != tt.needsSubj {
+				t.Errorf("%s.NeedsSubject() = %v, want %v", tt.grant, got, tt.needsSubj)
 			}
 		})
 	}

@@ -183,25 +183,25 @@ func TestMatchSettings(t *testing.T) {
 			name: "service-level",
 			req:  Request{Host: "orders.internal", Path: "/v1/customers"},
 			want: Settings{ClientID: "tokenauthz", ClientAuth: ClientAuthBasic, Grant: GrantClientCredentials,
-				Scope: []string{"orders.read"}, SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader},
+				Scope: []string{"orders.read"}, SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader, ClientAssertionType: DefaultClientAssertionType, ActorTokenType: DefaultActorTokenType},
 		},
 		{
 			name: "endpoint-replaces-scope",
 			req:  Request{Host: "orders.internal", Path: "/v1/orders", Method: "POST"},
 			want: Settings{ClientID: "tokenauthz", ClientAuth: ClientAuthBasic, Grant: GrantClientCredentials,
-				Scope: []string{"orders.write"}, SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader},
+				Scope: []string{"orders.write"}, SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader, ClientAssertionType: DefaultClientAssertionType, ActorTokenType: DefaultActorTokenType},
 		},
 		{
 			name: "endpoint-overrides-grant-inherits-scope",
 			req:  Request{Host: "orders.internal", Path: "/v1/orders/history"},
 			want: Settings{ClientID: "tokenauthz", ClientAuth: ClientAuthBasic, Grant: GrantTokenExchange, Audience: "orders",
-				Scope: []string{"orders.read"}, SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader},
+				Scope: []string{"orders.read"}, SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader, ClientAssertionType: DefaultClientAssertionType, ActorTokenType: DefaultActorTokenType},
 		},
 		{
 			name: "service-without-layer-gets-root",
 			req:  Request{Host: "orders.internal", Path: "/v10"},
 			want: Settings{ClientID: "tokenauthz", ClientAuth: ClientAuthBasic, Grant: GrantNone,
-				SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader},
+				SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader, ClientAssertionType: DefaultClientAssertionType, ActorTokenType: DefaultActorTokenType},
 		},
 	}
 	for _, tt := range tests {

@@ -26,8 +26,8 @@ func (e *entry) refreshDue(now time.Time) bool {
 
 // newEntry caches tok for r until its expiry minus the skew (DefaultTTL
 // without expiry); the skew takes at most half the token's lifetime, so a
-// token shorter-lived than the skew is still cached for a while. And, for an exchange, no later than the subject token's
-// exp. Refresh-ahead is planned unless the subject token bounds the entry:
+// token shorter-lived than the skew is still cached for a while. And, for an
+// exchange or a jwt-bearer grant, no later than the caller's token's exp. Refresh-ahead is planned unless the subject token bounds the entry:
 // a new token would be bound the same way.
 func (s *Source) newEntry(tok Token, r Request, now time.Time) *entry {
 	until := now.Add(s.defaultTTL)
@@ -35,7 +35,7 @@ func (s *Source) newEntry(tok Token, r Request, now time.Time) *entry {
 		until = tok.Expiry.Add(-max(min(s.skew, tok.Expiry.Sub(now)/2), 0))
 	}
 	refresh := s.refreshBefore > 0
-	if r.GrantType == GrantTokenExchange {
+	if r.sendsSubject() {
 		if exp, ok := jwtExpiry(r.SubjectToken); ok && exp.Before(until) {
 			until, refresh = exp, false
 		}

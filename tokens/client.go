@@ -12,13 +12,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
-)
-
-// Client authentication methods (RFC 6749 section 2.3.1).
-const (
-	AuthBasic = "basic" // HTTP Basic with the form-encoded client id and secret; the default
-	AuthPost  = "post"  // client_id and client_secret in the request body
 )
 
 // DefaultMaxBody bounds a response body when Client.MaxBody or
@@ -37,18 +32,33 @@ type Client struct {
 	// MaxBody bounds how much of a response is read; 0 means DefaultMaxBody.
 	// A larger response is an ErrUnavailable failure.
 	MaxBody int64
-	// Now is the clock Token.Expiry is computed with; nil means time.Now.
+	// Now is the clock Token.Expiry and assertions are computed with; nil
+	// means time.Now.
 	Now func() time.Time
+	// TLSTransport makes the transport of requests that present a TLS
+	// client certificate (tls_client_auth): one per certificate, kept for
+	// connection reuse. It must use clientCert as its
+	// tls.Config.GetClientCertificate and should otherwise be built like
+	// HTTP's transport (trusted roots, timeouts, tracing). Nil means a clone
+	// of http.DefaultTransport.
+	TLSTransport func(clientCert ClientCertificate) http.RoundTripper
+
+	mtls sync.Map // certificate files -> *http.Client, see mtlsClient
 }
 
 var _ Fetcher = (*Client)(nil)
 
-// Form returns the body parameters of the token request r describes, without
-// the client secret: grant_type, scope (space-separated), audience, resource,
-// the token exchange parameters and, with AuthPost, client_id. It includes
-// the subject token of an exchange: redact it before printing.
+// Form returns the body parameters of the token request r describes,
+// without client credentials (ClientAuth adds them) or the actor token (read
+// from its file at each fetch): grant_type, scope (space-separated),
+// audience, resource, the token exchange parameters or the jwt-bearer
+// assertion, and Params. It includes the caller's token: redact it before
+// printing.
 func (r Request) Form() url.Values {
 	v := url.Values{"grant_type": {r.GrantType}}
+	for _, p := range r.Params {
+		v.Set(p.Name, p.Value)
+	}
 	if len(r.Scope) > 0 {
 		v.Set("scope", strings.Join(r.Scope, " "))
 	}
@@ -58,15 +68,15 @@ func (r Request) Form() url.Values {
 	if r.Resource != "" {
 		v.Set("resource", r.Resource)
 	}
-	if r.GrantType == GrantTokenExchange {
+	switch r.GrantType {
+	case GrantTokenExchange:
 		v.Set("subject_token", r.SubjectToken)
 		v.Set("subject_token_type", r.SubjectTokenType)
 		if r.RequestedTokenType != "" {
 			v.Set("requested_token_type", r.RequestedTokenType)
 		}
-	}
-	if r.ClientAuth == AuthPost && r.ClientID != "" {
-		v.Set("client_id", r.ClientID)
+	case GrantJWTBearer:
+		v.Set("assertion", r.SubjectToken)
 	}
 	return v
 }
@@ -75,41 +85,37 @@ func (r Request) Form() url.Values {
 // the three classes, except that a canceled ctx gives an error wrapping
 // context.Canceled.
 func (c *Client) Fetch(ctx context.Context, tokenURL string, r Request) (Token, error) {
-	form := r.Form()
-	basic := false
-	switch r.ClientAuth {
-	case "", AuthBasic:
-		basic = r.ClientID != ""
-	case AuthPost:
-		if r.ClientSecret != "" {
-			form.Set("client_secret", r.ClientSecret)
-		}
-	default:
-		return Token{}, &Error{Class: ErrClientRejected, Description: fmt.Sprintf("unknown client auth %q", r.ClientAuth)}
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(form.Encode()))
-	if err != nil {
-		return Token{}, &Error{Class: ErrClientRejected, Description: "invalid token URL"}
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	if basic {
-		req.SetBasicAuth(url.QueryEscape(r.ClientID), url.QueryEscape(r.ClientSecret))
-	}
-	ans, err := do(ctx, c.HTTP, req, c.MaxBody)
-	if err != nil {
-		return Token{}, err
-	}
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now
 	}
+	o, err := outgoing(tokenURL, r, now())
+	if err != nil {
+		return Token{}, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, tokenURL, strings.NewReader(o.Form.Encode()))
+	if err != nil {
+		return Token{}, &Error{Class: ErrClientRejected, Description: "invalid token URL"}
+	}
+	for k, v := range o.Header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	hc := c.HTTP
+	if o.Certificate != nil {
+		hc = c.mtlsClient(o.Certificate)
+	}
+	ans, err := do(ctx, hc, req, c.MaxBody)
+	if err != nil {
+		return Token{}, err
+	}
 	if ans.status != http.StatusOK {
-		e := statusError(ans.status, ans.body, r)
+		e := statusError(ans.status, ans.body, r.GrantType, o.secrets)
 		e.RetryAfter = retryAfter(ans.header.Get("Retry-After"), now())
 		return Token{}, e
 	}
-	return parseToken(ans.body, r, now())
+	return parseToken(ans.body, r.GrantType, o.secrets, now())
 }
 
 // answer is a response as do read it.
@@ -176,6 +182,9 @@ func redirectError(from *url.URL, resp *http.Response) *Error {
 }
 
 func transportError(ctx context.Context, err error) error {
+	if e, ok := certificateError(err); ok { // our client certificate, unusable or refused
+		return e
+	}
 	if errors.Is(ctx.Err(), context.Canceled) {
 		return fmt.Errorf("tokens: request canceled: %w", context.Canceled)
 	}
@@ -221,19 +230,22 @@ type oauthError struct {
 	Description string `json:"error_description"`
 }
 
-// statusError classifies a non-200 answer.
-func statusError(status int, body []byte, r Request) *Error {
+// statusError classifies a non-200 answer; creds are redacted from its text.
+func statusError(status int, body []byte, grant string, creds []string) *Error {
 	e := &Error{Status: status}
 	var oe oauthError
 	if json.Unmarshal(body, &oe) == nil && oe.Error != "" {
-		e.Code = sanitize(oe.Error, r)
-		e.Description = sanitize(oe.Description, r)
+		e.Code = sanitize(oe.Error, creds)
+		e.Description = sanitize(oe.Description, creds)
 	}
 	switch {
 	case status >= 500, status == http.StatusTooManyRequests, status == http.StatusRequestTimeout:
 		e.Class = ErrUnavailable
 	case status >= 400:
-		e.Class = codeClass(oe.Error, r.GrantType)
+		e.Class = codeClass(oe.Error, grant)
+		if oe.Error == "" {
+			e.Description = notOAuth(body, creds)
+		}
 	default:
 		e.Class = ErrUnavailable
 		e.Description = "unexpected status"
@@ -242,10 +254,11 @@ func statusError(status int, body []byte, r Request) *Error {
 }
 
 // codeClass maps an OAuth2 error code of a 4xx answer to a failure class:
-// only invalid_grant on a token exchange blames the caller's subject token,
-// everything else blames our client configuration.
+// only invalid_grant on a grant that sends the caller's token (token
+// exchange, jwt-bearer) blames that token, everything else blames our
+// client configuration.
 func codeClass(code, grant string) error {
-	if code == "invalid_grant" && grant == GrantTokenExchange {
+	if code == "invalid_grant" && (grant == GrantTokenExchange || grant == GrantJWTBearer) {
 		return ErrSubjectRejected
 	}
 	return ErrClientRejected
@@ -262,7 +275,7 @@ type tokenJSON struct {
 	Description     string          `json:"error_description"`
 }
 
-func parseToken(body []byte, r Request, now time.Time) (Token, error) {
+func parseToken(body []byte, grant string, creds []string, now time.Time) (Token, error) {
 	var tj tokenJSON
 	if err := json.Unmarshal(body, &tj); err != nil {
 		desc := "response is not a JSON object"
@@ -273,8 +286,8 @@ func parseToken(body []byte, r Request, now time.Time) (Token, error) {
 	}
 	if tj.AccessToken == "" {
 		if tj.Error != "" { // some endpoints answer errors with 200
-			return Token{}, &Error{Class: codeClass(tj.Error, r.GrantType), Status: http.StatusOK,
-				Code: sanitize(tj.Error, r), Description: sanitize(tj.Description, r)}
+			return Token{}, &Error{Class: codeClass(tj.Error, grant), Status: http.StatusOK,
+				Code: sanitize(tj.Error, creds), Description: sanitize(tj.Description, creds)}
 		}
 		return Token{}, &Error{Class: ErrUnavailable, Status: http.StatusOK, Description: "response has no access_token"}
 	}
@@ -284,9 +297,9 @@ func parseToken(body []byte, r Request, now time.Time) (Token, error) {
 		return Token{}, &Error{Class: ErrUnavailable, Status: http.StatusOK, Description: "malformed access_token (not RFC 6749 A.12 VSCHARs)"}
 	}
 	if !strings.EqualFold(tj.TokenType, "bearer") &&
-		(r.GrantType != GrantTokenExchange || !strings.EqualFold(tj.TokenType, "N_A")) {
+		(grant != GrantTokenExchange || !strings.EqualFold(tj.TokenType, "N_A")) {
 		return Token{}, &Error{Class: ErrUnavailable, Status: http.StatusOK,
-			Description: fmt.Sprintf("unsupported token_type %q", sanitize(tj.TokenType, r))}
+			Description: fmt.Sprintf("unsupported token_type %q", sanitize(tj.TokenType, creds))}
 	}
 	// One string serves both: AccessToken is a slice of the Bearer value.
 	bearer := "Bearer " + tj.AccessToken

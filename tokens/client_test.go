@@ -34,7 +34,7 @@ func (ep *endpoint) last() (url.Values, http.Header) {
 	return ep.form, ep.header
 }
 
-func newEndpoint(t *testing.T, status int, body string) (*endpoint, *httptest.Server) {
+func newEndpoint(t testing.TB, status int, body string) (*endpoint, *httptest.Server) {
 	t.Helper()
 	ep := &endpoint{status: status, body: body}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -53,7 +53,7 @@ func newEndpoint(t *testing.T, status int, body string) (*endpoint, *httptest.Se
 }
 
 func ccRequest() Request {
-	return Request{TokenURL: "set-by-test", ClientID: "orders", ClientSecret: "s3cret", ClientAuth: AuthBasic,
+	return Request{TokenURL: "set-by-test", ClientID: "orders", Auth: Basic("s3cret", "test"),
 		GrantType: GrantClientCredentials, Scope: []string{"read", "write"}, Audience: "api://orders"}
 }
 
@@ -75,14 +75,15 @@ func TestFetchForm(t *testing.T) {
 		{"client-credentials-basic", ccRequest,
 			url.Values{"grant_type": {GrantClientCredentials}, "scope": {"read write"}, "audience": {"api://orders"}},
 			[2]string{"orders", "s3cret"}},
-		{"client-credentials-post", func() Request { r := ccRequest(); r.ClientAuth = AuthPost; return r },
+		{"client-credentials-post", func() Request { r := ccRequest(); r.Auth = Post("s3cret", "test"); return r },
 			url.Values{"grant_type": {GrantClientCredentials}, "scope": {"read write"}, "audience": {"api://orders"},
 				"client_id": {"orders"}, "client_secret": {"s3cret"}},
 			[2]string{}},
-		{"client-auth-defaults-to-basic", func() Request { r := ccRequest(); r.ClientAuth = ""; return r },
-			url.Values{"grant_type": {GrantClientCredentials}, "scope": {"read write"}, "audience": {"api://orders"}},
-			[2]string{"orders", "s3cret"}},
-		{"basic-escapes-id-and-secret", func() Request { r := ccRequest(); r.ClientID, r.ClientSecret = "a:b c", "p@ss:w%rd"; return r },
+		{"no-client-auth-sends-client-id", func() Request { r := ccRequest(); r.Auth = nil; return r },
+			url.Values{"grant_type": {GrantClientCredentials}, "scope": {"read write"}, "audience": {"api://orders"},
+				"client_id": {"orders"}},
+			[2]string{}},
+		{"basic-escapes-id-and-secret", func() Request { r := ccRequest(); r.ClientID, r.Auth = "a:b c", Basic("p@ss:w%rd", "test"); return r },
 			url.Values{"grant_type": {GrantClientCredentials}, "scope": {"read write"}, "audience": {"api://orders"}},
 			[2]string{"a%3Ab+c", "p%40ss%3Aw%25rd"}},
 		{"empty-scope-omitted-resource-sent", func() Request { r := ccRequest(); r.Scope, r.Audience, r.Resource = nil, "", "https://api/"; return r },
@@ -94,13 +95,29 @@ func TestFetchForm(t *testing.T) {
 			[2]string{"orders", "s3cret"}},
 		{"exchange-post-requested-type", func() Request {
 			r := exchangeRequest()
-			r.ClientAuth, r.RequestedTokenType = AuthPost, "urn:ietf:params:oauth:token-type:jwt"
+			r.Auth, r.RequestedTokenType = Post("s3cret", "test"), "urn:ietf:params:oauth:token-type:jwt"
 			return r
 		},
 			url.Values{"grant_type": {GrantTokenExchange}, "scope": {"read write"}, "audience": {"api://orders"},
 				"subject_token": {"subject-token-value"}, "subject_token_type": {"urn:ietf:params:oauth:token-type:access_token"},
 				"requested_token_type": {"urn:ietf:params:oauth:token-type:jwt"}, "client_id": {"orders"}, "client_secret": {"s3cret"}},
 			[2]string{}},
+		{"jwt-bearer-sends-the-assertion", func() Request {
+			r := exchangeRequest()
+			r.GrantType, r.SubjectTokenType, r.RequestedTokenType = GrantJWTBearer, "ignored", "ignored"
+			return r
+		},
+			url.Values{"grant_type": {GrantJWTBearer}, "scope": {"read write"}, "audience": {"api://orders"},
+				"assertion": {"subject-token-value"}},
+			[2]string{"orders", "s3cret"}},
+		{"token-params-are-sent", func() Request {
+			r := ccRequest()
+			r.Params = []Param{{"requested_token_use", "on_behalf_of"}, {"tenant", "t1"}}
+			return r
+		},
+			url.Values{"grant_type": {GrantClientCredentials}, "scope": {"read write"}, "audience": {"api://orders"},
+				"requested_token_use": {"on_behalf_of"}, "tenant": {"t1"}},
+			[2]string{"orders", "s3cret"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -133,7 +150,7 @@ func TestFetchForm(t *testing.T) {
 
 func TestFormHasNoSecret(t *testing.T) {
 	r := exchangeRequest()
-	r.ClientAuth = AuthPost
+	r.Auth = Post("s3cret", "test")
 	if f := r.Form(); f.Has("client_secret") || strings.Contains(f.Encode(), "s3cret") {
 		t.Errorf("Form() = %s, contains the secret", f.Encode())
 	}
@@ -209,6 +226,8 @@ func TestFetchErrorClass(t *testing.T) {
 		wantCode  string
 	}{
 		{"invalid-grant-on-exchange", GrantTokenExchange, 400, `{"error":"invalid_grant"}`, ErrSubjectRejected, "invalid_grant"},
+		{"invalid-grant-on-jwt-bearer", GrantJWTBearer, 400, `{"error":"invalid_grant"}`, ErrSubjectRejected, "invalid_grant"},
+		{"invalid-client-on-jwt-bearer", GrantJWTBearer, 401, `{"error":"invalid_client"}`, ErrClientRejected, "invalid_client"},
 		{"invalid-grant-on-client-credentials", GrantClientCredentials, 400, `{"error":"invalid_grant"}`, ErrClientRejected, "invalid_grant"},
 		{"invalid-client-401", GrantClientCredentials, 401, `{"error":"invalid_client"}`, ErrClientRejected, "invalid_client"},
 		{"invalid-client-on-exchange", GrantTokenExchange, 401, `{"error":"invalid_client"}`, ErrClientRejected, "invalid_client"},
@@ -388,13 +407,15 @@ func TestFetchErrorHidesCredentialVariants(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			_, srv := newEndpoint(t, 400, tt.body)
 			r := ccRequest()
-			r.ClientSecret = secret
+			r.Auth = Basic(secret, "test")
+			used := secret
 			if tt.subject != "" {
 				r = exchangeRequest()
-				r.ClientSecret, r.SubjectToken = "[redacted]ehorse+battery/staple=", "correct"
+				used = "[redacted]ehorse+battery/staple="
+				r.Auth, r.SubjectToken = Basic(used, "test"), "correct"
 			}
 			_, err := (&Client{}).Fetch(context.Background(), srv.URL, r)
-			for _, s := range []string{r.ClientSecret, tt.leak} {
+			for _, s := range []string{used, tt.leak} {
 				if s != "" && strings.Contains(err.Error(), s) {
 					t.Errorf("err = %v, reveals %q", err, s)
 				}

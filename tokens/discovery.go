@@ -45,6 +45,7 @@ type Discovery struct {
 	Log *slog.Logger
 
 	known   sync.Map // configured issuer -> token endpoint
+	mtls    sync.Map // configured issuer -> mtls_endpoint_aliases.token_endpoint, when given
 	lastErr sync.Map // configured issuer -> error of the latest failed attempt
 	group   singleflight.Group
 	mu      sync.Mutex
@@ -178,8 +179,11 @@ func (d *Discovery) discover(ctx context.Context, issuer string) (string, error)
 	}
 	var errs []string
 	for _, doc := range docs {
-		u, err := d.fetch(ctx, issuer, doc)
+		u, alias, err := d.fetch(ctx, issuer, doc)
 		if err == nil {
+			if alias != "" {
+				d.mtls.Store(issuer, alias)
+			}
 			d.known.Store(issuer, u)
 			d.lastErr.Delete(issuer)
 			return u, nil
@@ -218,41 +222,48 @@ func metadataURLs(issuer string) ([]string, error) {
 	return urls, nil
 }
 
-// fetch reads one metadata document and returns its token_endpoint, if
-// the document is issuer's own.
-func (d *Discovery) fetch(ctx context.Context, issuer, docURL string) (string, error) {
+// fetch reads one metadata document and returns its token_endpoint, and
+// its mtls_endpoint_aliases.token_endpoint when it has a usable one, if the
+// document is issuer's own.
+func (d *Discovery) fetch(ctx context.Context, issuer, docURL string) (endpoint, mtlsAlias string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, docURL, nil)
 	if err != nil {
-		return "", errors.New("invalid issuer URL")
+		return "", "", errors.New("invalid issuer URL")
 	}
 	req.Header.Set("Accept", "application/json")
 	ans, err := do(ctx, d.HTTP, req, d.MaxBody)
 	if err != nil {
 		if e, ok := errors.AsType[*Error](err); ok {
-			return "", fmt.Errorf("%s: %s", docURL, e.detail())
+			return "", "", fmt.Errorf("%s: %s", docURL, e.detail())
 		}
-		return "", fmt.Errorf("%s: %w", docURL, err)
+		return "", "", fmt.Errorf("%s: %w", docURL, err)
 	}
 	if ans.status != http.StatusOK {
-		return "", fmt.Errorf("%s: HTTP %d", docURL, ans.status)
+		return "", "", fmt.Errorf("%s: HTTP %d", docURL, ans.status)
 	}
 	var meta struct {
 		Issuer        string `json:"issuer"`
 		TokenEndpoint string `json:"token_endpoint"`
+		MTLSAliases   struct {
+			TokenEndpoint string `json:"token_endpoint"`
+		} `json:"mtls_endpoint_aliases"` // RFC 8705 section 5
 	}
 	if json.Unmarshal(ans.body, &meta) != nil {
-		return "", fmt.Errorf("%s: not a JSON object", docURL)
+		return "", "", fmt.Errorf("%s: not a JSON object", docURL)
 	}
 	if meta.Issuer != issuer {
-		return "", fmt.Errorf("%s: issuer mismatch: the document names %q, the configuration %q (they must be equal, trailing slash included)",
+		return "", "", fmt.Errorf("%s: issuer mismatch: the document names %q, the configuration %q (they must be equal, trailing slash included)",
 			docURL, clipText(printable(meta.Issuer)), issuer)
 	}
 	u, err := url.Parse(meta.TokenEndpoint)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return "", fmt.Errorf("%s: no usable token_endpoint", docURL)
+		return "", "", fmt.Errorf("%s: no usable token_endpoint", docURL)
 	}
 	if strings.HasPrefix(issuer, "https:") && u.Scheme != "https" {
-		return "", fmt.Errorf("%s: token_endpoint %s://%s is not https, while the issuer is", docURL, u.Scheme, clipText(printable(u.Host)))
+		return "", "", fmt.Errorf("%s: token_endpoint %s://%s is not https, while the issuer is", docURL, u.Scheme, clipText(printable(u.Host)))
 	}
-	return meta.TokenEndpoint, nil
+	if a := meta.MTLSAliases.TokenEndpoint; usableEndpoint(a) {
+		mtlsAlias = a
+	}
+	return meta.TokenEndpoint, mtlsAlias, nil
 }

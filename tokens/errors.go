@@ -1,8 +1,6 @@
 package tokens
 
 import (
-	"encoding/base64"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -65,24 +63,15 @@ func (e *Error) Unwrap() error { return e.Class }
 const maxTextLen = 200
 
 // sanitize makes text sent by an endpoint safe to put in an Error: printable,
-// bounded, and with the request's own credentials redacted in case the
-// endpoint echoes them, raw, form-encoded or as the Basic credentials. Control
-// characters become spaces first, so an echo with a tab for a space is still
-// found. Redaction repeats, so removing one credential cannot assemble
-// another; text still holding one after a few rounds (a credential so short
-// it is everywhere) is withheld whole.
-func sanitize(s string, r Request) string {
+// bounded, and with the request's own credentials (creds: each as sent, raw,
+// form-encoded or as the Basic credentials, see Outgoing.redact) redacted in
+// case the endpoint echoes them. Control characters become spaces first, so
+// an echo with a tab for a space is still found. Redaction repeats, so
+// removing one credential cannot assemble another; text still holding one
+// after a few rounds (a credential so short it is everywhere) is withheld
+// whole.
+func sanitize(s string, creds []string) string {
 	s = printable(s)
-	var creds []string
-	if r.ClientSecret != "" {
-		id, secret := url.QueryEscape(r.ClientID), url.QueryEscape(r.ClientSecret)
-		creds = append(creds, printable(r.ClientSecret), secret,
-			base64.StdEncoding.EncodeToString([]byte(id+":"+secret)),
-			base64.StdEncoding.EncodeToString([]byte(r.ClientSecret)))
-	}
-	if r.SubjectToken != "" {
-		creds = append(creds, printable(r.SubjectToken), url.QueryEscape(r.SubjectToken))
-	}
 	for range 3 {
 		for _, c := range creds {
 			s = strings.ReplaceAll(s, c, "[redacted]")
@@ -111,4 +100,30 @@ func printable(s string) string {
 		}
 		return c
 	}, s)
+}
+
+// notOAuth describes a 4xx answer that holds no OAuth2 error, typically
+// from a proxy before the token endpoint: its HTML title or first line,
+// sanitized. nginx refusing a client certificate answers such a 400 ("400
+// No required SSL certificate was sent", "400 The SSL certificate error"),
+// which the description then names as the cause.
+func notOAuth(body []byte, creds []string) string {
+	text := string(body)
+	lower := strings.ToLower(text)
+	if i := strings.Index(lower, "<title>"); i >= 0 {
+		text, lower = text[i+len("<title>"):], lower[i+len("<title>"):]
+		if j := strings.Index(lower, "</title>"); j >= 0 {
+			text = text[:j]
+		}
+	} else if i := strings.IndexByte(text, '\n'); i >= 0 {
+		text = text[:i]
+	}
+	text = strings.TrimSpace(sanitize(text, creds))
+	switch {
+	case text == "":
+		return "no OAuth2 error in the answer"
+	case strings.Contains(strings.ToLower(text), "certificate"):
+		return "the client certificate was refused or not sent (by the token endpoint or a TLS proxy before it): " + strconv.Quote(text)
+	}
+	return "no OAuth2 error in the answer: " + strconv.Quote(text)
 }

@@ -94,7 +94,7 @@ func FuzzParseToken(f *testing.F) {
 		if status < 100 || status > 999 {
 			return // not an HTTP status; net/http rejects it
 		}
-		r := Request{TokenURL: "http://idp.test/token", ClientID: "orders", ClientSecret: secret, ClientAuth: AuthPost,
+		r := Request{TokenURL: "http://idp.test/token", ClientID: "orders", Auth: Post(secret, "fuzz"),
 			GrantType: GrantClientCredentials, Scope: []string{"read"}}
 		if exchange {
 			r.GrantType, r.SubjectToken, r.SubjectTokenType = GrantTokenExchange, subject, "urn:ietf:params:oauth:token-type:access_token"

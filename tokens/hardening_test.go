@@ -41,7 +41,7 @@ func redirector(t *testing.T, status int, location string) *httptest.Server {
 }
 
 func TestFetchNeverFollowsRedirects(t *testing.T) {
-	post := func() Request { r := ccRequest(); r.ClientAuth = AuthPost; return r }
+	post := func() Request { r := ccRequest(); r.Auth = Post("s3cret", "test"); return r }
 	for _, status := range []int{301, 302, 303, 307, 308} {
 		for _, tt := range []struct {
 			name string

@@ -28,8 +28,15 @@ func TestKey(t *testing.T) {
 		{"scopes-joined", func(r *Request) { r.Scope = []string{"readwrite"} }, false},
 		{"scope-order", func(r *Request) { r.Scope = []string{"write", "read"} }, true},
 		{"scope-duplicate", func(r *Request) { r.Scope = []string{"read", "write", "read"} }, true},
-		{"client-secret-rotated", func(r *Request) { r.ClientSecret = "rotated" }, false},
-		{"client-auth", func(r *Request) { r.ClientAuth = AuthPost }, false},
+		{"client-secret-rotated", func(r *Request) { r.Auth = Basic("rotated", "test") }, false},
+		{"client-auth", func(r *Request) { r.Auth = Post("s3cret", "test") }, false},
+		{"client-secret-from-elsewhere", func(r *Request) { r.Auth = Basic("s3cret", "other.key") }, true},
+		{"no-client-auth", func(r *Request) { r.Auth = nil }, false},
+		{"no-client-auth-explicit", func(r *Request) { r.Auth = NoClientAuth() }, false},
+		{"param-added", func(r *Request) { r.Params = []Param{{"tenant", "a"}} }, false},
+		{"param-name-value-shift", func(r *Request) { r.Params = []Param{{"tenan", "ta"}} }, false},
+		{"actor-added", func(r *Request) { r.Actor = NewTokenFile("actor_token_file", "/nonexistent/actor") }, false},
+		{"jwt-bearer-instead", func(r *Request) { r.GrantType = GrantJWTBearer }, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -54,7 +61,7 @@ func TestKeyClientCredentialsIgnoresSubject(t *testing.T) {
 func TestKeyHidesCredentials(t *testing.T) {
 	r := exchangeRequest()
 	k := Key(r)
-	if len(k) != 32 || strings.Contains(k, r.ClientSecret) || strings.Contains(k, r.SubjectToken) {
+	if len(k) != 32 || strings.Contains(k, "s3cret") || strings.Contains(k, r.SubjectToken) {
 		t.Errorf("Key = %q, want a 32-byte hash", k)
 	}
 }

@@ -315,8 +315,12 @@ func (s *Source) fetchFrom(ctx context.Context, r Request) (Token, error) {
 		if s.discovery == nil {
 			return Token{}, &Error{Class: ErrClientRejected, Description: "no token URL and no discovery"}
 		}
+		endpoint := s.discovery.Endpoint
+		if _, ok := r.Auth.(*tlsClientAuth); ok {
+			endpoint = s.discovery.MTLSEndpoint
+		}
 		var err error
-		if tokenURL, err = s.discovery.Endpoint(ctx, r.Issuer); err != nil {
+		if tokenURL, err = endpoint(ctx, r.Issuer); err != nil {
 			return Token{}, err
 		}
 	}

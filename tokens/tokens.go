@@ -1,6 +1,12 @@
 // Package tokens obtains OAuth2 access tokens for backends and caches them:
-// client credentials (RFC 6749 section 4.4) and token exchange (RFC 8693),
-// against a token endpoint given directly or found by OIDC discovery.
+// client credentials (RFC 6749 section 4.4), token exchange (RFC 8693) and
+// the JWT bearer grant (RFC 7523 section 2.1), against a token endpoint given
+// directly or found by OIDC discovery.
+//
+// The client authenticates with one ClientAuth, chosen when the
+// configuration is built: a secret (basic, post), an assertion it signs
+// (private_key_jwt) or reads from a file (client_assertion), a TLS client
+// certificate (tls_client_auth), or nothing (none).
 //
 // Client sends one request; Source puts a cache in front of it, keyed by
 // Key, with single-flight fetches, refresh-ahead and failure backoff.
@@ -15,24 +21,41 @@ import (
 const (
 	GrantClientCredentials = "client_credentials"
 	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
+	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 )
 
 // Request is one token request, fully resolved: everything that makes the
 // token differ is here, so the cache key is derived from it alone.
 type Request struct {
-	Service            string // the configured service asking: a metrics label, not part of the key
-	Issuer             string // used for OIDC discovery when TokenURL is empty
-	TokenURL           string
-	ClientID           string
-	ClientSecret       string
-	ClientAuth         string // "basic" or "post"
-	GrantType          string // GrantClientCredentials or GrantTokenExchange
-	Scope              []string
-	Audience           string
-	Resource           string
-	SubjectToken       string // token exchange only
-	SubjectTokenType   string
-	RequestedTokenType string
+	Service  string // the configured service asking: a metrics label, not part of the key
+	Issuer   string // used for OIDC discovery when TokenURL is empty
+	TokenURL string
+	ClientID string
+	// Auth authenticates the client; nil sends no credentials (as NoClientAuth).
+	Auth      ClientAuth
+	GrantType string // GrantClientCredentials, GrantTokenExchange or GrantJWTBearer
+	Scope     []string
+	Audience  string
+	Resource  string
+	// SubjectToken is the caller's token: the subject_token of an exchange,
+	// the assertion of the JWT bearer grant.
+	SubjectToken       string
+	SubjectTokenType   string // token exchange only
+	RequestedTokenType string // token exchange only
+	// Actor, when set, is sent as the actor_token of an exchange (RFC 8693
+	// section 2.1) with ActorTokenType, read from its file at each fetch.
+	Actor          *TokenFile
+	ActorTokenType string
+	// Params are extra form parameters (token_params), sorted by name.
+	Params []Param
+}
+
+// Param is one extra form parameter of a token request.
+type Param struct{ Name, Value string }
+
+// sendsSubject reports whether the grant sends SubjectToken.
+func (r Request) sendsSubject() bool {
+	return r.GrantType == GrantTokenExchange || r.GrantType == GrantJWTBearer
 }
 
 // Token is an access token as the token endpoint issued it.

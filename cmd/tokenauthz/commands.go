@@ -15,6 +15,7 @@ import (
 	"github.com/tokenauthz/tokenauthz/internal/demo"
 	"github.com/tokenauthz/tokenauthz/internal/explain"
 	"github.com/tokenauthz/tokenauthz/internal/probe"
+	"github.com/tokenauthz/tokenauthz/tokens"
 )
 
 func (c *command) serve() func(context.Context) int {
@@ -163,3 +164,24 @@ type multi []string
 
 func (m *multi) String() string     { return strings.Join(*m, ", ") }
 func (m *multi) Set(v string) error { *m = append(*m, v); return nil }
+
+// jwks prints the public JWK Set of a private_key_jwt key, to register the
+// client with its IdP (Hydra's jwks, Okta's public keys, Entra's
+// certificate upload takes the PEM instead).
+func (c *command) jwks() func(context.Context) int {
+	key := c.fs.String("key", "", "private key file (PEM), as client_key_file")
+	kid := c.fs.String("kid", "", "key id, as client_key_id")
+	alg := c.fs.String("alg", "", "signing algorithm, as client_assertion_alg (default: from the key)")
+	return func(context.Context) int {
+		if *key == "" {
+			fmt.Fprintln(c.stderr, "--key FILE is required")
+			return 2
+		}
+		set, err := tokens.PublicJWKS(*key, *kid, *alg)
+		if err != nil {
+			return c.exit(err)
+		}
+		fmt.Fprintf(c.stdout, "%s\n", set)
+		return 0
+	}
+}

@@ -33,6 +33,8 @@ var subcommands = []subcommand{
 		"Check a config statically, without any network call; exit 1 lists every problem.", (*command).validate},
 	{"explain", "--config FILE --method GET --url URL [--header 'k: v']... [--context service=NAME]...",
 		"Show the service, endpoint, grant, scope and token request one request would get, without any network call.", (*command).explain},
+	{"jwks", "--key FILE [--kid ID] [--alg ALG]",
+		"Print the public JWK Set of a private_key_jwt key, to register the client with its IdP.", (*command).jwks},
 	{"health", "[--addr ADDR] [--service NAME] [--timeout D]",
 		"Ask a running tokenauthz's gRPC health service; exit 0 when SERVING, 1 otherwise (the reason on stderr).", (*command).health},
 	{"demo", "[--grpc-addr ADDR] [--http-addr ADDR] [--idp-addr ADDR]",

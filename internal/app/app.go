@@ -80,7 +80,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 	a.discovery.Track(ctx, Issuers(cfg))
 	a.metrics = metrics.New(func() tokens.CacheStats { return a.Source.Stats() })
 	a.Source = tokens.NewSource(tokens.Options{
-		Fetcher:       &tokens.Client{HTTP: idp},
+		Fetcher:       &tokens.Client{HTTP: idp, TLSTransport: a.mtlsTransport(cfg.TokenRequest)},
 		Discovery:     a.discovery,
 		Observer:      fetchLog{log: log.With("component", "tokens"), next: a.metrics},
 		ExpirySkew:    cfg.Cache.ExpirySkew,
@@ -168,6 +168,16 @@ func idpTransport(tr config.TokenRequest) *http.Transport {
 	t.MaxIdleConnsPerHost = tr.MaxInFlight
 	t.TLSClientConfig = &tls.Config{RootCAs: tr.RootCAs, MinVersion: tls.VersionTLS12}
 	return t
+}
+
+// mtlsTransport makes the transport of each tls_client_auth certificate:
+// idpTransport's settings and tracing, with the client certificate.
+func (a *App) mtlsTransport(tr config.TokenRequest) func(tokens.ClientCertificate) http.RoundTripper {
+	return func(cert tokens.ClientCertificate) http.RoundTripper {
+		t := idpTransport(tr)
+		t.TLSClientConfig.GetClientCertificate = cert
+		return a.tracing.Transport(t)
+	}
 }
 
 // fetchLog logs every token request at info (they are rare next to checks,

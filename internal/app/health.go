@@ -36,14 +36,19 @@ func (a *App) notReady() string {
 	if a.draining.Load() {
 		return "draining"
 	}
-	pending := a.discovery.Pending(Issuers(a.Authz.Config()))
-	if len(pending) == 0 {
-		return ""
-	}
+	cfg := a.Authz.Config()
 	var b strings.Builder
-	b.WriteString("token endpoints not discovered yet")
-	for _, p := range pending {
-		fmt.Fprintf(&b, "\nissuer %s: %s", p.Issuer, cmp.Or(p.LastError, "first attempt under way"))
+	if pending := a.discovery.Pending(Issuers(cfg)); len(pending) > 0 {
+		b.WriteString("token endpoints not discovered yet")
+		for _, p := range pending {
+			fmt.Fprintf(&b, "\nissuer %s: %s", p.Issuer, cmp.Or(p.LastError, "first attempt under way"))
+		}
+	}
+	if bad := cfg.Unusable(time.Now()); len(bad) > 0 {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		b.WriteString("cannot authenticate to the token endpoint:\n" + strings.Join(bad, "\n"))
 	}
 	return b.String()
 }

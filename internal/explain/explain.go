@@ -13,6 +13,7 @@ import (
 
 	"github.com/tokenauthz/tokenauthz/authz"
 	"github.com/tokenauthz/tokenauthz/config"
+	"github.com/tokenauthz/tokenauthz/scopes"
 )
 
 // Request is the request to explain, as given on the command line.
@@ -90,22 +91,39 @@ func Write(w io.Writer, cfg *config.Config, in authz.Input) {
 	s, r := p.Settings, p.Request
 	fmt.Fprintf(w, "header:    %s: Bearer <token from the request below>\n", s.Header)
 	fmt.Fprintf(w, "token request (not sent):\n")
-	if r.TokenURL != "" {
+	switch {
+	case r.TokenURL != "":
 		fmt.Fprintf(w, "  POST %s\n", r.TokenURL)
-	} else {
+	case s.ClientAuth == scopes.ClientAuthTLS:
+		fmt.Fprintf(w, "  POST <mtls_endpoint_aliases.token_endpoint, else token_endpoint, of %s/.well-known/openid-configuration>\n", strings.TrimSuffix(r.Issuer, "/"))
+	default:
 		fmt.Fprintf(w, "  POST <token_endpoint of %s/.well-known/openid-configuration>\n", strings.TrimSuffix(r.Issuer, "/"))
 	}
-	fmt.Fprintf(w, "  client auth: %s, client_id %s, client secret from %s (redacted)\n", r.ClientAuth, r.ClientID, s.Secret.Key)
+	auth := "none"
+	if r.Auth != nil {
+		auth = r.Auth.String()
+	}
+	fmt.Fprintf(w, "  client auth: %s; client_id %s\n", auth, orNone(r.ClientID))
+	if r.Actor != nil {
+		fmt.Fprintf(w, "  actor_token: the token in %s (redacted), actor_token_type %s\n", r.Actor.Path, r.ActorTokenType)
+	}
 	form := r.Form()
 	keys := make([]string, 0, len(form))
 	for k := range form {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
+	params := map[string]bool{}
+	for _, p := range r.Params {
+		params[p.Name] = true
+	}
 	for _, k := range keys {
 		v := form.Get(k)
-		if k == "subject_token" || k == "client_secret" {
+		switch {
+		case k == "subject_token" || k == "assertion":
 			v = fmt.Sprintf("<redacted, %d bytes>", len(v))
+		case params[k]:
+			v += " (token_params)"
 		}
 		fmt.Fprintf(w, "  %s=%s\n", k, v)
 	}

@@ -9,11 +9,9 @@ package hydra
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -49,27 +47,6 @@ type Hydra struct {
 	admin         string
 	http          *http.Client
 	tokenRequests atomic.Int64
-}
-
-// Client is an OAuth2 client for the client_credentials grant.
-type Client struct {
-	ID, Secret string
-	Scopes     []string
-	Audience   []string
-	// AuthMethod is "client_secret_basic" (the default when empty) or
-	// "client_secret_post".
-	AuthMethod string
-}
-
-// Introspection is the part of an RFC 7662 introspection response that
-// tests look at.
-type Introspection struct {
-	Active   bool     `json:"active"`
-	Sub      string   `json:"sub"`
-	ClientID string   `json:"client_id"`
-	Scope    string   `json:"scope"`
-	Aud      []string `json:"aud"`
-	Exp      int64    `json:"exp"`
 }
 
 // Start runs `hydra serve all --dev` for the test and stops it in
@@ -116,45 +93,6 @@ func (h *Hydra) Issuer() string { return h.issuer }
 
 // TokenRequests counts the POSTs to the token endpoint seen by the proxy.
 func (h *Hydra) TokenRequests() int { return int(h.tokenRequests.Load()) }
-
-// CreateClient registers c through the admin API.
-func (h *Hydra) CreateClient(t testing.TB, c Client) {
-	t.Helper()
-	method := c.AuthMethod
-	switch method {
-	case "":
-		method = "client_secret_basic"
-	case "client_secret_basic", "client_secret_post":
-	default:
-		t.Fatalf("hydra: client %q: unsupported auth method %q", c.ID, method)
-	}
-	if c.ID == "" || c.Secret == "" {
-		t.Fatalf("hydra: client needs an ID and a secret")
-	}
-	body, err := json.Marshal(map[string]any{
-		"client_id":                  c.ID,
-		"client_secret":              c.Secret,
-		"grant_types":                []string{"client_credentials"},
-		"token_endpoint_auth_method": method,
-		"scope":                      strings.Join(c.Scopes, " "),
-		"audience":                   nonNil(c.Audience),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.adminCall(t, http.MethodPost, "/admin/clients", "application/json",
-		bytes.NewReader(body), http.StatusCreated, nil)
-}
-
-// Introspect asks the admin API about token.
-func (h *Hydra) Introspect(t testing.TB, token string) Introspection {
-	t.Helper()
-	var in Introspection
-	form := url.Values{"token": {token}}.Encode()
-	h.adminCall(t, http.MethodPost, "/admin/oauth2/introspect",
-		"application/x-www-form-urlencoded", strings.NewReader(form), http.StatusOK, &in)
-	return in
-}
 
 var errExited = errors.New("exited")
 
@@ -284,35 +222,6 @@ func (h *Hydra) count(next http.Handler) http.Handler {
 	})
 }
 
-// adminCall sends a request to the admin API, fails the test unless the
-// status is want, and decodes the JSON reply into out when out is not nil.
-func (h *Hydra) adminCall(t testing.TB, method, path, contentType string, body io.Reader, want int, out any) {
-	t.Helper()
-	req, err := http.NewRequest(method, h.admin+path, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", contentType)
-	req.Header.Set("Accept", "application/json")
-	resp, err := h.http.Do(req)
-	if err != nil {
-		t.Fatalf("hydra: %s %s: %v", method, path, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("hydra: %s %s: read reply: %v", method, path, err)
-	}
-	if resp.StatusCode != want {
-		t.Fatalf("hydra: %s %s: %s: %s", method, path, resp.Status, data)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			t.Fatalf("hydra: %s %s: decode reply: %v", method, path, err)
-		}
-	}
-}
-
 // freePorts returns n distinct loopback ports that were free a moment ago.
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, 0, n)
@@ -353,11 +262,4 @@ func randomHex(t testing.TB, n int) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }

@@ -116,8 +116,11 @@ func (m *Metrics) Handler() http.Handler {
 }
 
 func grantLabel(g string) string {
-	if g == tokens.GrantTokenExchange {
+	switch g {
+	case tokens.GrantTokenExchange:
 		return "token_exchange"
+	case tokens.GrantJWTBearer:
+		return "jwt_bearer"
 	}
 	return g
 }
