@@ -57,6 +57,7 @@ func (b *builder) build(raw rawFile) *Config {
 	}
 	b.duration("cache.expiry_skew", raw.Cache.ExpirySkew, &cfg.Cache.ExpirySkew, false)
 	b.duration("cache.refresh_before", raw.Cache.RefreshBefore, &cfg.Cache.RefreshBefore, false)
+	b.duration("cache.purge_interval", raw.Cache.PurgeInterval, &cfg.Cache.PurgeInterval, true)
 	b.duration("token_request.timeout", raw.TokenRequest.Timeout, &cfg.TokenRequest.Timeout, true)
 	if f := raw.TokenRequest.CAFile; f != nil {
 		cfg.TokenRequest.CAFile, cfg.TokenRequest.RootCAs = b.caFile("token_request.ca_file", b.expand("token_request.ca_file", f))
@@ -86,8 +87,10 @@ func (b *builder) build(raw rawFile) *Config {
 	for _, svc := range table.Services() {
 		key := "services." + svc.Name
 		svcMissing := b.credentials(key, &svc.Settings, "")
+		b.shaping(key, svc.Settings)
 		for _, ep := range svc.Endpoints {
 			b.credentials(key+".endpoints."+ep.Name, &ep.Settings, svcMissing)
+			b.shaping(key+".endpoints."+ep.Name, ep.Settings)
 		}
 	}
 	cfg.Routes = table
@@ -115,7 +118,12 @@ func (b *builder) service(name string, raw rawService) scopes.ServiceSpec {
 			b.fail(fmt.Sprintf("%s.hosts[%d]", key, i), ErrInvalidValue, "%q is not a host or host:port (ASCII only: write an internationalized name in its xn-- form)", h)
 		}
 	}
-	spec := scopes.ServiceSpec{Name: name, Hosts: raw.Hosts, PathPrefix: raw.PathPrefix, Layer: b.layer(key, raw.rawAuth)}
+	for i, r := range raw.Routes {
+		if err := checkRouteID(r); err != nil {
+			b.fail(fmt.Sprintf("%s.routes[%d]", key, i), ErrInvalidValue, "%q %v", r, err)
+		}
+	}
+	spec := scopes.ServiceSpec{Name: name, Hosts: raw.Hosts, Routes: raw.Routes, PathPrefix: raw.PathPrefix, Layer: b.layer(key, raw.rawAuth)}
 	for _, epName := range sortedKeys(raw.Endpoints) {
 		ep := raw.Endpoints[epName]
 		epKey := key + ".endpoints." + epName
@@ -191,6 +199,29 @@ func (b *builder) layer(key string, raw rawAuth) scopes.Layer {
 		l.Header = &h
 	}
 	b.secretless(key, raw, &l)
+	if f := raw.HeaderFormat; f != nil {
+		if err := checkHeaderFormat(*f); err != nil {
+			b.fail(key+".header_format", ErrInvalidValue, "%q %v", *f, err)
+		}
+		l.HeaderFormat = f
+	}
+	if raw.Callers != nil {
+		for i, c := range *raw.Callers {
+			if err := checkCaller(c); err != nil {
+				b.fail(fmt.Sprintf("%s.callers[%d]", key, i), ErrInvalidValue, "%q %v", c, err)
+			}
+		}
+		l.Callers = []string(*raw.Callers)
+	}
+	if raw.RemoveHeaders != nil {
+		l.RemoveHeaders = make([]string, len(*raw.RemoveHeaders))
+		for i, h := range *raw.RemoveHeaders {
+			l.RemoveHeaders[i] = strings.ToLower(h)
+			if !isToken(h) || strings.EqualFold(h, "host") {
+				b.fail(fmt.Sprintf("%s.remove_headers[%d]", key, i), ErrInvalidValue, "%q is not a header Envoy can remove", h)
+			}
+		}
+	}
 	return l
 }
 

@@ -58,6 +58,7 @@ type Cache struct {
 	ExpirySkew    time.Duration // a token is dropped this long before it expires
 	RefreshBefore time.Duration // a token this close to expiry is refreshed in the background
 	MaxEntries    int
+	PurgeInterval time.Duration // a key is dropped for a backend's 401 at most this often
 }
 
 // TokenRequest holds the settings of calls to token endpoints.
@@ -77,7 +78,7 @@ type TokenRequest struct {
 var defaults = Config{
 	Listen:       Listen{GRPC: "127.0.0.1:9001", HTTP: "127.0.0.1:9002"},
 	Unmatched:    UnmatchedDeny,
-	Cache:        Cache{ExpirySkew: 30 * time.Second, RefreshBefore: 60 * time.Second, MaxEntries: 100000},
+	Cache:        Cache{ExpirySkew: 30 * time.Second, RefreshBefore: 60 * time.Second, MaxEntries: 100000, PurgeInterval: 10 * time.Second},
 	TokenRequest: TokenRequest{Timeout: 3 * time.Second, MaxInFlight: 64},
 }
 

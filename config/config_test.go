@@ -47,7 +47,7 @@ func TestLoadGood(t *testing.T) {
 	if cfg.Unmatched != UnmatchedAllow {
 		t.Errorf("Unmatched = %q, want %q", cfg.Unmatched, UnmatchedAllow)
 	}
-	if want := (Cache{ExpirySkew: 10 * time.Second, RefreshBefore: 90 * time.Second, MaxEntries: 500}); cfg.Cache != want {
+	if want := (Cache{ExpirySkew: 10 * time.Second, RefreshBefore: 90 * time.Second, MaxEntries: 500, PurgeInterval: 10 * time.Second}); cfg.Cache != want {
 		t.Errorf("Cache = %+v, want %+v", cfg.Cache, want)
 	}
 	if want := 5 * time.Second; cfg.TokenRequest.Timeout != want {
@@ -66,6 +66,7 @@ func TestLoadGood(t *testing.T) {
 
 		ClientAssertionType: scopes.DefaultClientAssertionType,
 		ActorTokenType:      scopes.DefaultActorTokenType,
+		HeaderFormat:        scopes.DefaultHeaderFormat,
 	}
 	if !reflect.DeepEqual(cfg.Routes.Root, root) {
 		t.Errorf("Root =\n%#v\nwant\n%#v", cfg.Routes.Root, root)
@@ -98,6 +99,7 @@ func TestLoadGood(t *testing.T) {
 
 		ClientAssertionType: scopes.DefaultClientAssertionType,
 		ActorTokenType:      scopes.DefaultActorTokenType,
+		HeaderFormat:        scopes.DefaultHeaderFormat,
 	}
 	invoices := scopes.Settings{
 		TokenEndpoint:      scopes.TokenEndpoint{Issuer: "https://idp.example/"}, // no token_url from the service
@@ -114,6 +116,7 @@ func TestLoadGood(t *testing.T) {
 
 		ClientAssertionType: scopes.DefaultClientAssertionType,
 		ActorTokenType:      scopes.DefaultActorTokenType,
+		HeaderFormat:        scopes.DefaultHeaderFormat,
 	}
 	public := billing
 	public.Grant = scopes.GrantNone

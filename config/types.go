@@ -27,6 +27,7 @@ type rawCache struct {
 	ExpirySkew    *duration `yaml:"expiry_skew"`
 	RefreshBefore *duration `yaml:"refresh_before"`
 	MaxEntries    *int      `yaml:"max_entries"`
+	PurgeInterval *duration `yaml:"purge_interval"`
 }
 
 type rawTokenRequest struct {
@@ -62,11 +63,15 @@ type rawAuth struct {
 	TokenParams             map[string]string `yaml:"token_params"`
 	ActorTokenFile          *string           `yaml:"actor_token_file"`
 	ActorTokenType          *string           `yaml:"actor_token_type"`
+	HeaderFormat            *string           `yaml:"header_format"`
+	Callers                 *strList          `yaml:"callers"`
+	RemoveHeaders           *strList          `yaml:"remove_headers"`
 }
 
 type rawService struct {
 	rawAuth    `yaml:",inline"`
 	Hosts      []string               `yaml:"hosts"`
+	Routes     []string               `yaml:"routes"`
 	PathPrefix string                 `yaml:"path_prefix"`
 	Endpoints  map[string]rawEndpoint `yaml:"endpoints"`
 }
@@ -122,6 +127,23 @@ func (w *wordList) UnmarshalYAML(n *yaml.Node) error {
 		return nil
 	}
 	return typeError(n, "want a list or a space-separated string")
+}
+
+// strList is a YAML list of strings, and only that: principals and header
+// names are never split on spaces. An empty list is kept (non-nil), so
+// "set to nothing" differs from "not set".
+type strList []string
+
+func (l *strList) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.SequenceNode {
+		return typeError(n, "want a list")
+	}
+	var items []string
+	if err := n.Decode(&items); err != nil {
+		return err
+	}
+	*l = append(strList{}, items...)
+	return nil
 }
 
 // typeError is a decoding problem the yaml decoder collects instead of

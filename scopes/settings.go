@@ -77,6 +77,10 @@ const (
 	DefaultHeader              = "authorization"
 	DefaultClientAssertionType = AssertionTypeJWTBearer
 	DefaultActorTokenType      = "urn:ietf:params:oauth:token-type:jwt"
+	// DefaultHeaderFormat is the injected header's value; TokenPlaceholder
+	// stands for the access token.
+	DefaultHeaderFormat = "Bearer " + TokenPlaceholder
+	TokenPlaceholder    = "{token}"
 )
 
 // Param is one extra form parameter of a token request (token_params).
@@ -125,6 +129,9 @@ type Layer struct {
 	TokenParams             []Param // sorted by name; nil: unset; empty non-nil: explicitly none
 	ActorTokenFile          *string
 	ActorTokenType          *string
+	HeaderFormat            *string
+	Callers                 []string // nil: unset; empty non-nil: explicitly nobody
+	RemoveHeaders           []string // nil: unset; empty non-nil: explicitly none
 }
 
 // Settings are the auth settings in effect at one level after inheritance.
@@ -151,7 +158,30 @@ type Settings struct {
 	TokenParams             []Param // sorted by name
 	ActorTokenFile          string
 	ActorTokenType          string
+	HeaderFormat            string
+	// Callers lists the principals allowed to obtain the token (see
+	// CallerAllowed); nil means anyone.
+	Callers []string
+	// RemoveHeaders are the request headers dropped before the request goes
+	// upstream; nil (no level set remove_headers) means the default: the
+	// caller's own Authorization when the token goes in another header.
+	RemoveHeaders []string
 }
+
+// HeadersToRemove is RemoveHeaders, or its default when no level set it:
+// when the token goes in a header other than Authorization, the caller's
+// Authorization would otherwise travel upstream beside it.
+func (s *Settings) HeadersToRemove() []string {
+	if s.RemoveHeaders != nil {
+		return s.RemoveHeaders
+	}
+	if s.Header != DefaultHeader {
+		return removeAuthorization
+	}
+	return nil
+}
+
+var removeAuthorization = []string{DefaultHeader}
 
 // Root settles the defaults layer into Settings, filling built-in defaults.
 func Root(l Layer) Settings {
@@ -162,6 +192,7 @@ func Root(l Layer) Settings {
 		Header:              DefaultHeader,
 		ClientAssertionType: DefaultClientAssertionType,
 		ActorTokenType:      DefaultActorTokenType,
+		HeaderFormat:        DefaultHeaderFormat,
 	}
 	return base.Inherit(l)
 }
@@ -194,6 +225,13 @@ func (s Settings) Inherit(child Layer) Settings {
 	}
 	pick(&s.ActorTokenFile, child.ActorTokenFile)
 	pick(&s.ActorTokenType, child.ActorTokenType)
+	pick(&s.HeaderFormat, child.HeaderFormat)
+	if child.Callers != nil {
+		s.Callers = slices.Clone(child.Callers)
+	}
+	if child.RemoveHeaders != nil {
+		s.RemoveHeaders = slices.Clone(child.RemoveHeaders)
+	}
 	return s
 }
 

@@ -206,6 +206,7 @@ func TestRootBuiltInDefaults(t *testing.T) {
 		Header:              "authorization",
 		ClientAssertionType: "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
 		ActorTokenType:      "urn:ietf:params:oauth:token-type:jwt",
+		HeaderFormat:        "Bearer {token}",
 	}
 	if got := Root(Layer{}); !reflect.DeepEqual(got, want) {
 		t.Errorf("Root(empty) = %#v, want %#v", got, want)
@@ -242,6 +243,61 @@ func TestGrantEffective(t *testing.T) {
 			}
 			if got := tt.grant.NeedsSubject(); got != tt.needsSubj {
 				t.Errorf("%s.NeedsSubject() = %v, want %v", tt.grant, got, tt.needsSubj)
+			}
+		})
+	}
+}
+
+func TestCallerAllowed(t *testing.T) {
+	shop := []string{"spiffe://cluster.local/ns/shop/sa/checkout", "spiffe://cluster.local/ns/ops/*"}
+	tests := []struct {
+		name      string
+		callers   []string
+		principal string
+		want      bool
+	}{
+		{"unset-allows-anyone", nil, "", true},
+		{"unset-allows-any-principal", nil, "spiffe://x", true},
+		{"exact", shop, "spiffe://cluster.local/ns/shop/sa/checkout", true},
+		{"exact-is-not-prefix", shop, "spiffe://cluster.local/ns/shop/sa/checkout-2", false},
+		{"prefix", shop, "spiffe://cluster.local/ns/ops/sa/deployer", true},
+		{"prefix-needs-more", shop, "spiffe://cluster.local/ns/ops/", false},
+		{"prefix-is-segment-bound", shop, "spiffe://cluster.local/ns/opsx/sa/a", false},
+		{"other-namespace", shop, "spiffe://cluster.local/ns/web/sa/frontend", false},
+		{"no-principal", shop, "", false},
+		{"empty-list-allows-nobody", []string{}, "spiffe://cluster.local/ns/shop/sa/checkout", false},
+		{"star-without-slash-is-literal", []string{"spiffe://a*"}, "spiffe://ab", false},
+		{"case-matters", shop, "SPIFFE://cluster.local/ns/shop/sa/checkout", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := CallerAllowed(tt.callers, tt.principal); got != tt.want {
+				t.Errorf("CallerAllowed(%q, %q) = %v, want %v", tt.callers, tt.principal, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestHeadersToRemove(t *testing.T) {
+	tests := []struct {
+		name   string
+		layers []Layer
+		want   []string
+	}{
+		{"authorization-header-removes-nothing", nil, nil},
+		{"other-header-removes-callers-authorization", []Layer{{Header: new("x-api-token")}}, []string{"authorization"}},
+		{"explicit-list-replaces-default", []Layer{{Header: new("x-api-token"), RemoveHeaders: []string{"cookie"}}}, []string{"cookie"}},
+		{"explicit-empty-keeps-authorization", []Layer{{Header: new("x-api-token"), RemoveHeaders: []string{}}}, []string{}},
+		{"nearest-level-wins", []Layer{{RemoveHeaders: []string{"cookie"}}, {RemoveHeaders: []string{"x-api-key"}}}, []string{"x-api-key"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := Root(Layer{})
+			for _, l := range tt.layers {
+				s = s.Inherit(l)
+			}
+			if got := s.HeadersToRemove(); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("HeadersToRemove() = %#v, want %#v", got, tt.want)
 			}
 		})
 	}

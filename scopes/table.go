@@ -19,6 +19,7 @@ var (
 type ServiceSpec struct {
 	Name       string
 	Hosts      []string // "host" matches any port, "host:port" only that port
+	Routes     []string // route identities claimed: "Kind/namespace/name" or ".../section"
 	PathPrefix string
 	Layer      Layer
 	Endpoints  []EndpointSpec
@@ -36,6 +37,7 @@ type EndpointSpec struct {
 type Service struct {
 	Name       string
 	Hosts      []string
+	Routes     []string
 	PathPrefix string
 	Settings   Settings
 	Endpoints  []*Endpoint // longest path first
@@ -53,9 +55,12 @@ type Endpoint struct {
 type Request struct {
 	Service  string // explicit service name (Envoy context extension), optional
 	Endpoint string // explicit endpoint name, optional
-	Host     string // host or authority, port optional
-	Path     string // may carry a query string
-	Method   string
+	// Route is the Gateway API route the request took (Envoy Gateway's
+	// route metadata), optional.
+	Route  RouteRef
+	Host   string // host or authority, port optional
+	Path   string // may carry a query string
+	Method string
 }
 
 // Match is the outcome of matching: the service, the endpoint (nil when the
@@ -88,6 +93,7 @@ type Table struct {
 	byName   map[string]*Service
 	byHost   map[string][]*Service // "host:port" entries
 	anyPort  map[string][]*Service // "host" entries, any port
+	claims   map[string]*Service   // route identity -> the service claiming it
 	services []*Service
 }
 
@@ -99,6 +105,7 @@ func NewTable(root Layer, specs []ServiceSpec) (*Table, error) {
 		byName:  map[string]*Service{},
 		byHost:  map[string][]*Service{},
 		anyPort: map[string][]*Service{},
+		claims:  map[string]*Service{},
 	}
 	var errs []error
 	claimed := map[string]string{} // host + "\x00" + prefix -> service name
@@ -106,6 +113,7 @@ func NewTable(root Layer, specs []ServiceSpec) (*Table, error) {
 		svc := &Service{
 			Name:       spec.Name,
 			Hosts:      spec.Hosts,
+			Routes:     spec.Routes,
 			PathPrefix: cleanPrefix(spec.PathPrefix),
 			Settings:   t.Root.Inherit(spec.Layer),
 		}
@@ -124,6 +132,13 @@ func NewTable(root Layer, specs []ServiceSpec) (*Table, error) {
 		})
 		t.byName[svc.Name] = svc
 		t.services = append(t.services, svc)
+		for _, r := range spec.Routes {
+			if other, dup := t.claims[r]; dup {
+				errs = append(errs, fmt.Errorf("services.%s.routes: %q is already claimed by service %q", svc.Name, r, other.Name))
+				continue
+			}
+			t.claims[r] = svc
+		}
 		for _, h := range spec.Hosts {
 			h = normHost(h)
 			key := h + "\x00" + svc.PathPrefix
@@ -146,20 +161,21 @@ func NewTable(root Layer, specs []ServiceSpec) (*Table, error) {
 func (t *Table) Services() []*Service { return t.services }
 
 // Match selects the service and endpoint for r: by explicit name when given,
-// else by host and the longest path prefix; then the endpoint with the longest
-// path whose methods allow r.Method.
+// else by the route identity a service claims (the rule's, then the
+// route's), else by host and the longest path prefix; then the endpoint with
+// the longest path whose methods allow r.Method.
 func (t *Table) Match(r Request) (Match, error) {
 	p := cleanPath(r.Path)
 	var svc *Service
 	if r.Service != "" {
 		svc = t.byName[r.Service]
 		if svc == nil {
-			return Match{}, fmt.Errorf("%w %q", ErrUnknownService, clip(r.Service))
+			return Match{}, fmt.Errorf("%w %q", ErrUnknownService, Clip(r.Service))
 		}
-	} else {
+	} else if svc = t.claimed(r.Route); svc == nil {
 		svc = t.byRoute(r.Host, p)
 		if svc == nil {
-			return Match{}, fmt.Errorf("%w host %q path %q", ErrNoMatch, clip(r.Host), clip(p))
+			return Match{}, fmt.Errorf("%w host %q path %q", ErrNoMatch, Clip(r.Host), Clip(p))
 		}
 	}
 	if r.Endpoint != "" {
@@ -168,7 +184,7 @@ func (t *Table) Match(r Request) (Match, error) {
 				return Match{Service: svc, Endpoint: ep}, nil
 			}
 		}
-		return Match{}, fmt.Errorf("%w %q in service %q", ErrUnknownEndpoint, clip(r.Endpoint), svc.Name)
+		return Match{}, fmt.Errorf("%w %q in service %q", ErrUnknownEndpoint, Clip(r.Endpoint), svc.Name)
 	}
 	for _, ep := range svc.Endpoints {
 		if underPrefix(p, ep.Path) && allows(ep.Methods, r.Method) {
@@ -176,6 +192,38 @@ func (t *Table) Match(r Request) (Match, error) {
 		}
 	}
 	return Match{Service: svc}, nil
+}
+
+// RouteRef names a Gateway API route, and one of its rules when Section is
+// set, as Envoy Gateway identifies them.
+type RouteRef struct{ Kind, Namespace, Name, Section string }
+
+// String is the identity services claim: "Kind/namespace/name", with
+// "/section" when set.
+func (r RouteRef) String() string { return string(r.append(nil, true)) }
+
+func (r RouteRef) append(b []byte, withSection bool) []byte {
+	b = append(append(append(append(append(b, r.Kind...), '/'), r.Namespace...), '/'), r.Name...)
+	if withSection && r.Section != "" {
+		b = append(append(b, '/'), r.Section...)
+	}
+	return b
+}
+
+// claimed is the service claiming r's rule, else r's route; nil when none
+// does. The keys are built on the stack: map lookups by string(bytes) do
+// not allocate.
+func (t *Table) claimed(r RouteRef) *Service {
+	if r.Kind == "" || len(t.claims) == 0 {
+		return nil
+	}
+	var buf [256]byte
+	if r.Section != "" {
+		if svc := t.claims[string(r.append(buf[:0], true))]; svc != nil {
+			return svc
+		}
+	}
+	return t.claims[string(r.append(buf[:0], false))]
 }
 
 // byRoute picks, among services claiming the host (exact port first, then any
@@ -231,9 +279,9 @@ func upper(ss []string) []string {
 	return out
 }
 
-// clip bounds request text quoted in an error: errors become denial bodies
+// Clip bounds request text quoted in an error: errors become denial bodies
 // and log lines, which a 1 MiB path must not become.
-func clip(s string) string {
+func Clip(s string) string {
 	const max = 128
 	if len(s) <= max {
 		return s

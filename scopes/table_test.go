@@ -32,6 +32,8 @@ func testSpecs() []ServiceSpec {
 		{Name: "mixed-case", Hosts: []string{"Mixed.Example.COM"}},
 		{Name: "v6", Hosts: []string{"[::1]", "[2001:db8::1]:8443", "fe80::1"}},
 		{Name: "kube", Hosts: []string{"kube.internal", "dotted.internal.:8080"}},
+		{Name: "claims-route", Routes: []string{"HTTPRoute/shop/orders"}},
+		{Name: "claims-rule", Routes: []string{"HTTPRoute/shop/orders/rule-a", "GRPCRoute/shop/orders"}},
 		{Name: "named-only", Endpoints: []EndpointSpec{{Name: "only", Path: "/only"}}},
 	}
 }
@@ -73,6 +75,15 @@ func TestMatch(t *testing.T) {
 		{name: "ipv6-exact-port-rejects-other-port", req: Request{Host: "[2001:db8::1]:80", Path: "/"}, err: ErrNoMatch},
 		{name: "ipv6-configured-bare-matches-bracketed", req: Request{Host: "[fe80::1]:80", Path: "/"}, service: "v6"},
 		{name: "ipv6-request-bare", req: Request{Host: "::1", Path: "/"}, service: "v6"},
+		// Route identities (Envoy Gateway route metadata).
+		{name: "claimed-route", req: Request{Route: RouteRef{"HTTPRoute", "shop", "orders", ""}, Host: "orders.internal", Path: "/v1/orders/history"}, service: "claims-route"},
+		{name: "claimed-rule-beats-route", req: Request{Route: RouteRef{"HTTPRoute", "shop", "orders", "rule-a"}, Path: "/"}, service: "claims-rule"},
+		{name: "unclaimed-rule-falls-back-to-route", req: Request{Route: RouteRef{"HTTPRoute", "shop", "orders", "rule-b"}, Path: "/"}, service: "claims-route"},
+		{name: "kind-is-part-of-identity", req: Request{Route: RouteRef{"GRPCRoute", "shop", "orders", ""}, Path: "/"}, service: "claims-rule"},
+		{name: "unclaimed-route-falls-back-to-host", req: Request{Route: RouteRef{"HTTPRoute", "shop", "other", ""}, Host: "orders.internal", Path: "/v1/orders/history"}, service: "orders", endpoint: "history"},
+		{name: "explicit-service-beats-route", req: Request{Service: "orders", Route: RouteRef{"HTTPRoute", "shop", "orders", ""}, Path: "/v1/orders/history"}, service: "orders", endpoint: "history"},
+		{name: "section-alone-claims-nothing", req: Request{Route: RouteRef{Section: "rule-a"}, Path: "/"}, err: ErrNoMatch},
+
 		{name: "kelvin-sign-is-not-k", req: Request{Host: "\u212Aube.internal", Path: "/"}, err: ErrNoMatch},
 		{name: "dotless-i-is-not-i", req: Request{Host: "orders.\u0131nternal", Path: "/v1"}, err: ErrNoMatch},
 		{name: "long-s-is-not-s", req: Request{Host: "order\u017F.internal", Path: "/v1"}, err: ErrNoMatch},
@@ -183,25 +194,25 @@ func TestMatchSettings(t *testing.T) {
 			name: "service-level",
 			req:  Request{Host: "orders.internal", Path: "/v1/customers"},
 			want: Settings{ClientID: "tokenauthz", ClientAuth: ClientAuthBasic, Grant: GrantClientCredentials,
-				Scope: []string{"orders.read"}, SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader, ClientAssertionType: DefaultClientAssertionType, ActorTokenType: DefaultActorTokenType},
+				Scope: []string{"orders.read"}, SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader, ClientAssertionType: DefaultClientAssertionType, ActorTokenType: DefaultActorTokenType, HeaderFormat: DefaultHeaderFormat},
 		},
 		{
 			name: "endpoint-replaces-scope",
 			req:  Request{Host: "orders.internal", Path: "/v1/orders", Method: "POST"},
 			want: Settings{ClientID: "tokenauthz", ClientAuth: ClientAuthBasic, Grant: GrantClientCredentials,
-				Scope: []string{"orders.write"}, SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader, ClientAssertionType: DefaultClientAssertionType, ActorTokenType: DefaultActorTokenType},
+				Scope: []string{"orders.write"}, SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader, ClientAssertionType: DefaultClientAssertionType, ActorTokenType: DefaultActorTokenType, HeaderFormat: DefaultHeaderFormat},
 		},
 		{
 			name: "endpoint-overrides-grant-inherits-scope",
 			req:  Request{Host: "orders.internal", Path: "/v1/orders/history"},
 			want: Settings{ClientID: "tokenauthz", ClientAuth: ClientAuthBasic, Grant: GrantTokenExchange, Audience: "orders",
-				Scope: []string{"orders.read"}, SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader, ClientAssertionType: DefaultClientAssertionType, ActorTokenType: DefaultActorTokenType},
+				Scope: []string{"orders.read"}, SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader, ClientAssertionType: DefaultClientAssertionType, ActorTokenType: DefaultActorTokenType, HeaderFormat: DefaultHeaderFormat},
 		},
 		{
 			name: "service-without-layer-gets-root",
 			req:  Request{Host: "orders.internal", Path: "/v10"},
 			want: Settings{ClientID: "tokenauthz", ClientAuth: ClientAuthBasic, Grant: GrantNone,
-				SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader, ClientAssertionType: DefaultClientAssertionType, ActorTokenType: DefaultActorTokenType},
+				SubjectTokenType: DefaultSubjectTokenType, Header: DefaultHeader, ClientAssertionType: DefaultClientAssertionType, ActorTokenType: DefaultActorTokenType, HeaderFormat: DefaultHeaderFormat},
 		},
 	}
 	for _, tt := range tests {
@@ -264,6 +275,8 @@ func TestNewTableDuplicateHosts(t *testing.T) {
 		{"same-prefix-after-cleaning", []ServiceSpec{svc("a", "/v1/", "h"), svc("b", "/v1", "h")}, []string{"services.b.hosts"}},
 		{"same-host-and-port", []ServiceSpec{svc("a", "/v1", "h:80"), svc("b", "/v1", "h:80")}, []string{`"h:80"`}},
 		{"ipv6-bare-and-bracketed", []ServiceSpec{svc("a", "", "::1"), svc("b", "", "[::1]")}, []string{"services.b.hosts"}},
+		{"same-route-claimed-twice", []ServiceSpec{{Name: "a", Routes: []string{"HTTPRoute/shop/orders"}}, {Name: "b", Routes: []string{"HTTPRoute/shop/orders"}}},
+			[]string{`services.b.routes: "HTTPRoute/shop/orders" is already claimed by service "a"`}},
 		{"every-duplicate-reported", []ServiceSpec{svc("a", "", "h", "i"), svc("b", "", "h", "i")}, []string{`"h"`, `"i"`}},
 		{"different-prefix-ok", []ServiceSpec{svc("a", "/v1", "h"), svc("b", "/v2", "h")}, nil},
 		{"nested-prefix-ok", []ServiceSpec{svc("a", "/v1", "h"), svc("b", "/v1/admin", "h")}, nil},
