@@ -2,6 +2,7 @@ package tokens
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -81,6 +82,12 @@ type Options struct {
 	// token-exchange misses, for client credentials and refreshes.
 	// Default 64.
 	MaxInFlight int
+	// IDKey keys the token ids (Token.ID) that name cache entries in
+	// Envoy's access logs; nil means a random key of this Source's own.
+	// Replicas that share a cache share it, so that they name an entry alike.
+	IDKey []byte
+	// PurgeInterval bounds how often Purge drops one key. Default 10s.
+	PurgeInterval time.Duration
 }
 
 // Defaults of Options.
@@ -90,6 +97,7 @@ const (
 	DefaultMaxEntries    = 100_000
 	DefaultTTL           = 60 * time.Second
 	DefaultTimeout       = 3 * time.Second
+	DefaultPurgeInterval = 10 * time.Second
 )
 
 // failureMemory is how long a failure is remembered after its backoff
@@ -113,10 +121,15 @@ type Source struct {
 	defaultTTL    time.Duration
 	timeout       time.Duration
 	slots         *inFlight
+	idKey         []byte
+	purgeInterval time.Duration
 
 	cache   *cache.Cache // Key -> *entry
 	group   singleflight.Group
 	evictMu sync.Mutex
+	ids     sync.Map // Token.ID -> Key, for the entries holding a token
+	purged  sync.Map // Key -> time of its last Purge
+	purges  atomic.Uint64
 
 	hits, misses, backoffs, refreshes, fetches, evictions atomic.Uint64
 }
@@ -165,6 +178,13 @@ func NewSource(opts Options) *Source {
 		opts.MaxInFlight = DefaultMaxInFlight
 	}
 	s.slots = newInFlight(opts.MaxInFlight)
+	s.idKey = opts.IDKey
+	if s.idKey == nil {
+		s.idKey = make([]byte, 32)
+		rand.Read(s.idKey)
+	}
+	s.purgeInterval = orDefault(opts.PurgeInterval, DefaultPurgeInterval)
+	s.cache.OnEvicted(s.forget)
 	return s
 }
 
@@ -191,14 +211,19 @@ func (s *Source) Token(ctx context.Context, r Request) (Token, error) {
 			return Token{}, e.err
 		}
 		s.hits.Add(1)
+		tok := e.tok
+		tok.Cache = CacheHit
 		if e.refreshDue(now) && e.refreshing.CompareAndSwap(false, true) {
 			s.refreshes.Add(1)
+			tok.Cache = CacheRefresh
 			go s.refresh(ctx, key, r, e)
 		}
-		return e.tok, nil
+		return tok, nil
 	}
 	s.misses.Add(1)
-	return s.wait(ctx, key, r)
+	tok, err := s.wait(ctx, key, r)
+	tok.Cache = CacheMiss
+	return tok, err
 }
 
 // Stats returns the counters and size of the cache.
@@ -290,12 +315,13 @@ func (s *Source) load(ctx context.Context, key string, r Request, refresh bool) 
 		s.store(key, &entry{err: err, fails: fails, until: now.Add(window)}, window+failureMemory)
 		return Token{}, err
 	}
-	if e := s.newEntry(tok, r, now); now.Before(e.until) {
+	e := s.newEntry(tok, key, r, now)
+	if now.Before(e.until) {
 		s.store(key, e, e.until.Sub(now))
 	} else if prev != nil {
 		s.cache.Delete(key)
 	}
-	return tok, nil
+	return e.tok, nil
 }
 
 // fetch resolves the token endpoint and asks it, telling the Observer.

@@ -14,6 +14,7 @@ package tokens
 
 import (
 	"errors"
+	"sync/atomic"
 	"time"
 )
 
@@ -58,14 +59,44 @@ func (r Request) sendsSubject() bool {
 	return r.GrantType == GrantTokenExchange || r.GrantType == GrantJWTBearer
 }
 
-// Token is an access token as the token endpoint issued it.
+// Token is an access token as the token endpoint issued it, and, from a
+// Source, how it was found.
 type Token struct {
 	AccessToken string
 	TokenType   string
 	Scope       string
 	Expiry      time.Time // zero: the endpoint sent no expires_in; the fetch time if it sent <= 0
-	bearer      string    // "Bearer " + AccessToken, built once by the client
+	// ID names the cache entry holding the token (a short keyed hash of
+	// its key, never of the token), for Envoy's access logs and Purge; ""
+	// for a token that is not cached.
+	ID string
+	// Cache says how Source found it: CacheHit, CacheRefresh or CacheMiss.
+	Cache  string
+	bearer string // "Bearer " + AccessToken, built once by the client
+	memo   *Memo  // the entry's, nil for a token not cached
 }
+
+// How Source.Token found a token (Token.Cache).
+const (
+	CacheHit     = "hit"     // served from the cache
+	CacheRefresh = "refresh" // served from the cache; this request started its background refresh
+	CacheMiss    = "miss"    // waited for a token request
+)
+
+// Memo is a cache entry's slot for what a caller derives from its token
+// (a rendered response), so that it is built once per entry instead of once
+// per use. Safe for concurrent use; store values of one type.
+type Memo struct{ v atomic.Value }
+
+// Load returns the value last stored, or nil.
+func (m *Memo) Load() any { return m.v.Load() }
+
+// Store replaces the value.
+func (m *Memo) Store(v any) { m.v.Store(v) }
+
+// Memo is the slot of the cache entry t was served from; nil when t is not
+// cached (a token that arrived expired is used once).
+func (t Token) Memo() *Memo { return t.memo }
 
 // Bearer is the Authorization value that sends the token (RFC 6750):
 // "Bearer <access_token>", whatever case the endpoint wrote token_type in.

@@ -1,0 +1,61 @@
+package tokens
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"time"
+)
+
+// tokenIDLen is how many bytes of the keyed hash a token id keeps: 96 bits,
+// 16 characters, enough that ids of live entries never collide.
+const tokenIDLen = 12
+
+// tokenID names the entry of key: HMAC-SHA256 under the Source's id key,
+// shortened. It reveals nothing of the key's fields, and nothing of the
+// token, which is not part of the key.
+func (s *Source) tokenID(key string) string {
+	m := hmac.New(sha256.New, s.idKey)
+	m.Write([]byte(key))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:tokenIDLen])
+}
+
+// Purge drops the cached token named id (Token.ID), so that the next
+// request for it fetches a new one: the backend refused it (revoked, signed
+// with a rotated key, meant for another audience). A key is purged at most
+// once per PurgeInterval, so a backend that answers 401 to every request
+// cannot turn each request into a token request. It reports whether it
+// dropped an entry; an unknown id, or one purged too recently, is ignored.
+func (s *Source) Purge(id string) bool {
+	v, ok := s.ids.Load(id)
+	if !ok {
+		return false
+	}
+	key := v.(string)
+	now := s.now()
+	if last, ok := s.purged.Load(key); ok && now.Sub(last.(time.Time)) < s.purgeInterval {
+		return false
+	}
+	s.purged.Store(key, now)
+	if s.purges.Add(1)%256 == 0 {
+		s.purged.Range(func(k, last any) bool {
+			if now.Sub(last.(time.Time)) >= s.purgeInterval {
+				s.purged.Delete(k)
+			}
+			return true
+		})
+	}
+	s.cache.Delete(key)
+	return true
+}
+
+// forget drops the id of an entry the cache removed (go-cache's OnEvicted:
+// Delete, expiry), unless a newer token already holds the key again.
+func (s *Source) forget(key string, v any) {
+	if cur := s.lookup(key); cur != nil && cur.err == nil {
+		return
+	}
+	if e := v.(*entry); e.err == nil {
+		s.ids.Delete(e.tok.ID)
+	}
+}
