@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 )
 
@@ -20,6 +21,7 @@ const (
 	ReasonSubjectRejected  Reason = "subject_token_rejected"
 	ReasonUnknownService   Reason = "unknown_service"
 	ReasonNoMatch          Reason = "no_matching_service"
+	ReasonCallerNotAllowed Reason = "caller_not_allowed" // 403: the principal is not among the callers
 	ReasonClientRejected   Reason = "client_config_rejected"
 	ReasonUnavailable      Reason = "token_endpoint_unavailable"
 	ReasonTimeout          Reason = "timeout"  // the check's own deadline passed
@@ -44,6 +46,7 @@ var outcomes = map[Reason]outcome{
 	ReasonSubjectRejected:  {codes.Unauthenticated, http.StatusUnauthorized},
 	ReasonUnknownService:   {codes.PermissionDenied, http.StatusForbidden},
 	ReasonNoMatch:          {codes.PermissionDenied, http.StatusForbidden},
+	ReasonCallerNotAllowed: {codes.PermissionDenied, http.StatusForbidden},
 	ReasonClientRejected:   {codes.Internal, http.StatusInternalServerError},
 	ReasonUnavailable:      {codes.Unavailable, http.StatusServiceUnavailable},
 	ReasonTimeout:          {codes.Unavailable, http.StatusServiceUnavailable},
@@ -52,15 +55,38 @@ var outcomes = map[Reason]outcome{
 }
 
 // Decision is the outcome of one check, rendered by both the gRPC and HTTP
-// front ends. Header/Value are set upstream when allowed.
+// front ends. Header/Value are set upstream when allowed, and RemoveHeaders
+// dropped.
 type Decision struct {
-	Reason    Reason
-	Header    string
-	Value     string
-	Message   string
-	RequestID string
-	Service   string // for logs and metrics; "" when none matched
-	Endpoint  string
+	Reason        Reason
+	Header        string
+	Value         string
+	RemoveHeaders []string
+	Message       string
+	RequestID     string
+	Service       string // for logs and metrics; "" when none matched
+	Endpoint      string
+	Grant         string // the grant in effect (metrics' names); "" when none was planned
+	Cache         string // how the token was found (tokens.CacheHit, ...); "" when none was injected
+	TokenID       string // the injected token's cache entry (tokens.Token.ID)
+	ExpiresIn     int64  // seconds the injected token has left; -1 when unknown
+
+	// resp is the rendered CheckResponse of a cache hit, shared by every
+	// hit of its entry (see injected); nil: render d.
+	resp *authv3.CheckResponse
+}
+
+// Challenge is the WWW-Authenticate value of a 401 denial (RFC 6750
+// section 3): an error attribute when the caller's token was refused, none
+// when it sent no bearer token (section 3.1); "" for other decisions.
+func (d Decision) Challenge() string {
+	switch d.Reason {
+	case ReasonMissingSubject:
+		return "Bearer"
+	case ReasonSubjectRejected:
+		return `Bearer error="invalid_token"`
+	}
+	return ""
 }
 
 // Allowed reports whether the request may proceed.
@@ -84,9 +110,9 @@ func (d Decision) Body() []byte {
 }
 
 func allow(reason Reason, in Input) Decision {
-	return Decision{Reason: reason, RequestID: in.RequestID}
+	return Decision{Reason: reason, RequestID: in.RequestID, ExpiresIn: -1}
 }
 
 func deny(reason Reason, in Input, message string) Decision {
-	return Decision{Reason: reason, RequestID: in.RequestID, Message: message}
+	return Decision{Reason: reason, RequestID: in.RequestID, Message: message, ExpiresIn: -1}
 }

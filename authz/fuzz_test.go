@@ -316,6 +316,12 @@ func FuzzHTTPHandler(f *testing.F) {
 					if k == "Cache-Control" {
 						continue
 					}
+					if k == http.CanonicalHeaderKey(headersToRemoveHeader) {
+						if want != nil && vs[0] != strings.Join(want.GetOkResponse().GetHeadersToRemove(), ",") {
+							t.Fatalf("HTTP removes %q, Check removes %q", vs, want.GetOkResponse().GetHeadersToRemove())
+						}
+						continue
+					}
 					if len(vs) != 1 {
 						t.Fatalf("allowed with %s: %q, want one value", k, vs)
 					}

@@ -13,6 +13,9 @@ const (
 	CheckPrefix = "/check"
 	// ForwardAuthPath is the endpoint for forward-auth proxies.
 	ForwardAuthPath = "/forward-auth"
+	// headersToRemoveHeader lists, in an allowed answer to Envoy's
+	// http_service, the request headers Envoy drops before going upstream.
+	headersToRemoveHeader = "x-envoy-auth-headers-to-remove"
 )
 
 // HTTPHandler serves HTTP authorization and passes every other request to
@@ -72,11 +75,12 @@ func inputFromCheckHTTP(r *http.Request) Input {
 		Host:          r.Host,
 		Path:          strings.TrimPrefix(r.RequestURI, CheckPrefix),
 		Authorization: r.Header.Get("Authorization"),
+		HTTPMode:      true,
 	}
 }
 
 func (s *Server) forwardAuth(r *http.Request) Decision {
-	in := Input{RequestID: requestID(r.Header.Get("X-Request-Id")), Authorization: r.Header.Get("Authorization")}
+	in := Input{RequestID: requestID(r.Header.Get("X-Request-Id")), Authorization: r.Header.Get("Authorization"), HTTPMode: true}
 	var conflicts []string
 	for _, f := range []struct {
 		dst   *string
@@ -125,8 +129,16 @@ func writeDecision(w http.ResponseWriter, d Decision) {
 		if d.Header != "" {
 			h.Set(d.Header, d.Value)
 		}
+		if len(d.RemoveHeaders) > 0 {
+			// Envoy's http_service removes the request headers listed here
+			// (forward-auth proxies ignore it).
+			h.Set(headersToRemoveHeader, strings.Join(d.RemoveHeaders, ","))
+		}
 		w.WriteHeader(http.StatusOK)
 		return
+	}
+	if c := d.Challenge(); c != "" {
+		h.Set("WWW-Authenticate", c)
 	}
 	h.Set("Content-Type", "application/json")
 	w.WriteHeader(d.HTTPStatus())

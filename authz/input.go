@@ -5,19 +5,49 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/tokenauthz/tokenauthz/scopes"
 )
 
 // Input is what a check needs to know about the original request, taken from
 // an Envoy CheckRequest or from an HTTP authorization request.
 type Input struct {
-	RequestID     string
-	Method        string
-	Host          string
-	Path          string
-	Service       string // explicit service (Envoy context extension "service")
-	Endpoint      string // explicit endpoint (context extension "endpoint")
+	RequestID string
+	Method    string
+	Host      string
+	Path      string
+	// Service and Endpoint name the backend explicitly: Envoy's context
+	// extensions, else the route's tokenauthz metadata (SelectedBy says
+	// which).
+	Service    string
+	Endpoint   string
+	SelectedBy string
+	// Route is the Gateway API route the request took, from Envoy
+	// Gateway's route metadata; zero when there is none.
+	Route         scopes.RouteRef
 	Authorization string // the caller's Authorization header, as sent
+	// Principal is the downstream peer's identity as Envoy verified it
+	// (attributes.source.principal: the client certificate's URI SAN, a
+	// SPIFFE ID in Istio); "" without mTLS.
+	Principal string
+	// HTTPMode: the request came through the HTTP entry points, which
+	// cannot carry a verified principal.
+	HTTPMode bool
 }
+
+// How Input.Service was chosen.
+const (
+	ByContextExtensions = "context_extensions"
+	ByRouteMetadata     = "route_metadata"
+)
+
+// Route metadata namespaces tokenauthz reads (the ext_authz filter's
+// route_metadata_context_namespaces): its own, where a route sets
+// {service, endpoint}, and Envoy Gateway's.
+const (
+	MetadataNamespace             = "tokenauthz"
+	EnvoyGatewayMetadataNamespace = "envoy-gateway"
+)
 
 // inputFromCheck reads a CheckRequest through nil-safe getters. ok is false
 // when the request carries no HTTP attributes to decide on.
@@ -38,11 +68,46 @@ func inputFromCheck(req *authv3.CheckRequest) (in Input, ok bool) {
 		Method:        first(h.GetMethod(), headers.get(":method")),
 		Host:          first(h.GetHost(), headers.get(":authority"), headers.get("host")),
 		Path:          first(h.GetPath(), headers.get(":path")),
-		Service:       attrs.GetContextExtensions()["service"],
-		Endpoint:      attrs.GetContextExtensions()["endpoint"],
 		Authorization: headers.get("authorization"),
+		Principal:     attrs.GetSource().GetPrincipal(),
 	}
+	in.selectBackend(attrs)
 	return in, true
+}
+
+// selectBackend takes the explicit service and endpoint: the context
+// extensions, else the route's tokenauthz metadata (Envoy's
+// route_metadata_context_namespaces: [tokenauthz], a route's
+// metadata.filter_metadata.tokenauthz: {service, endpoint}); the source
+// that names the service names the endpoint too. And it takes the route
+// identity Envoy Gateway sends with includeRouteMetadata:
+// filter_metadata["envoy-gateway"].resources, a list whose first struct
+// has kind, namespace, name and, for a named rule, sectionName (Envoy
+// Gateway's internal/xds/translator/metadata.go, buildXdsMetadata and
+// buildResourceMetadata; internal/gatewayapi/route.go passes the rule's
+// name as the section).
+func (in *Input) selectBackend(attrs *authv3.AttributeContext) {
+	ext := attrs.GetContextExtensions()
+	in.Service, in.Endpoint = ext["service"], ext["endpoint"]
+	if in.Service != "" || in.Endpoint != "" {
+		in.SelectedBy = ByContextExtensions
+	}
+	meta := attrs.GetRouteMetadataContext().GetFilterMetadata()
+	if in.Service == "" {
+		md := meta[MetadataNamespace].GetFields()
+		if svc := md["service"].GetStringValue(); svc != "" {
+			in.Service, in.Endpoint, in.SelectedBy = svc, md["endpoint"].GetStringValue(), ByRouteMetadata
+		}
+	}
+	if res := meta[EnvoyGatewayMetadataNamespace].GetFields()["resources"].GetListValue().GetValues(); len(res) > 0 {
+		f := res[0].GetStructValue().GetFields()
+		in.Route = scopes.RouteRef{
+			Kind:      f["kind"].GetStringValue(),
+			Namespace: f["namespace"].GetStringValue(),
+			Name:      f["name"].GetStringValue(),
+			Section:   f["sectionName"].GetStringValue(),
+		}
+	}
 }
 
 // checkHeaders reads both header encodings Envoy may send: the `headers` map,

@@ -14,6 +14,7 @@ var (
 	errMalformed      = errors.New("malformed request")
 	errMissingSubject = errors.New("no bearer token to exchange")
 	errUnmatched      = errors.New("no service matches; passed through (unmatched: allow)")
+	errCaller         = errors.New("caller not allowed")
 )
 
 // Plan is what a request resolves to before any network call: the service and
@@ -34,7 +35,7 @@ func PlanFor(cfg *config.Config, in Input) (Plan, error) {
 		return Plan{}, fmt.Errorf("%w: method, path and host (or a service context extension) are required", errMalformed)
 	}
 	m, err := cfg.Routes.Match(scopes.Request{
-		Service: in.Service, Endpoint: in.Endpoint, Host: in.Host, Path: in.Path, Method: in.Method,
+		Service: in.Service, Endpoint: in.Endpoint, Route: in.Route, Host: in.Host, Path: in.Path, Method: in.Method,
 	})
 	if errors.Is(err, scopes.ErrNoMatch) && cfg.Unmatched == config.UnmatchedAllow {
 		return Plan{}, errUnmatched
@@ -45,6 +46,9 @@ func PlanFor(cfg *config.Config, in Input) (Plan, error) {
 	s := m.Settings()
 	subject := bearer(in.Authorization)
 	p := Plan{Match: m, Settings: s, Grant: s.Grant.Effective(subject != "")}
+	if err := checkCaller(s, in, m); err != nil {
+		return p, err
+	}
 	if !p.Grant.NeedsToken() {
 		return p, nil
 	}
@@ -68,6 +72,25 @@ func PlanFor(cfg *config.Config, in Input) (Plan, error) {
 		p.Request.SubjectToken = subject
 	}
 	return p, nil
+}
+
+// checkCaller applies the callers allow-list of the settings in effect to
+// the request's principal.
+func checkCaller(s *scopes.Settings, in Input, m scopes.Match) error {
+	if scopes.CallerAllowed(s.Callers, in.Principal) {
+		return nil
+	}
+	what := fmt.Sprintf("service %q", m.Service.Name)
+	if m.Endpoint != nil {
+		what = fmt.Sprintf("endpoint %q of service %q", m.Endpoint.Name, m.Service.Name)
+	}
+	switch {
+	case in.HTTPMode:
+		return fmt.Errorf("%w: %s admits only listed callers, and HTTP mode carries no verified principal", errCaller, what)
+	case in.Principal == "":
+		return fmt.Errorf("%w: %s admits only listed callers, and the request has no principal (no verified client certificate)", errCaller, what)
+	}
+	return fmt.Errorf("%w: %q is not among the callers of %s", errCaller, scopes.Clip(in.Principal), what)
 }
 
 // tokenRequest is the part of the token request every grant shares; the

@@ -87,9 +87,7 @@ func (s *Server) Decide(ctx context.Context, in Input) Decision {
 		err = fmt.Errorf("token request for service %q: %w", p.Match.Service.Name, err)
 		return s.finish(refusal(ctx, in, p, err), start)
 	}
-	d := named(allow(ReasonTokenInjected, in), p)
-	d.Header, d.Value = p.Settings.Header, tok.Bearer()
-	return s.finish(d, start)
+	return s.finish(injected(in, p, tok, start), start)
 }
 
 // refusal converts an error to its decision: the one place errors become statuses.
@@ -111,6 +109,8 @@ func reasonFor(ctx context.Context, err error) Reason {
 		return ReasonUnknownService
 	case errors.Is(err, scopes.ErrNoMatch):
 		return ReasonNoMatch
+	case errors.Is(err, errCaller):
+		return ReasonCallerNotAllowed
 	case errors.Is(err, errMissingSubject):
 		return ReasonMissingSubject
 	case errors.Is(ctx.Err(), context.Canceled):
@@ -127,9 +127,12 @@ func reasonFor(ctx context.Context, err error) Reason {
 	return ReasonInternal
 }
 
+// named adds to d what the plan chose: service, endpoint, grant and the
+// request headers its settings drop.
 func named(d Decision, p Plan) Decision {
 	if p.Match.Service != nil {
 		d.Service, d.Endpoint = p.Match.Service.Name, p.Match.EndpointName()
+		d.Grant, d.RemoveHeaders = string(p.Grant), p.Settings.HeadersToRemove()
 	}
 	return d
 }
