@@ -20,7 +20,7 @@ SRC="$TOOLS_DIR/src"
 # The tools the tests need; installed when no names are given. Each follows
 # the shape of install_hydra: check binary and stamp, install, write the
 # stamp. Optional tools (ghz) are installed by name: scripts/tools.sh ghz.
-TOOLS=(hydra nginx caddy docker_compose grpcurl)
+TOOLS=(hydra nginx caddy docker_compose grpcurl redis)
 
 HYDRA_VERSION=v2.3.0
 # Hydra v2.3.0 needs Ory's fork of pop; the go.mod of hydra replaces it, but
@@ -39,6 +39,10 @@ GRPCURL_VERSION=v1.9.3
 GHZ_VERSION=v0.93.0
 # docker-compose v1.29 from Debian: validates docker-compose.yaml offline.
 DOCKER_COMPOSE_PACKAGE=docker-compose
+# Redis from Debian (redis-server brings redis-tools, so redis-cli): the
+# shared token cache's tests start their own standalone, Cluster and TLS
+# instances on free ports. Debian builds it with TLS.
+REDIS_PACKAGE=redis-server
 
 # stamp_ok NAME WANT: the stamp of NAME records WANT.
 stamp_ok() {
@@ -199,6 +203,52 @@ install_docker_compose() {
 	fi
 	ln -sfn "$found" "$BIN/docker-compose"
 	echo "$version" >"$STAMPS/docker_compose"
+	status=${status:-linked}
+}
+
+# redis: Debian's redis-server and redis-cli, installed with apt-get only
+# when either is missing; .tools/bin links to both and the stamp records the
+# version the server reports. Tests run their own servers on their own
+# ports with persistence off; the system service is not used (Debian's
+# container images keep it from starting with a policy-rc.d).
+install_redis() {
+	# Not resolved with readlink -f: Debian's redis-server is a symlink to
+	# redis-check-rdb, one binary that acts by the name it is run as.
+	local server cli
+	server="$(command -v redis-server || echo /usr/bin/redis-server)"
+	cli="$(command -v redis-cli || echo /usr/bin/redis-cli)"
+	if ! "$server" --version >/dev/null 2>&1 || ! "$cli" --version >/dev/null 2>&1; then
+		local sudo=() log="$SRC/redis.log"
+		if [[ "$(id -u)" != 0 ]]; then
+			command -v sudo >/dev/null || {
+				echo "redis: apt-get install $REDIS_PACKAGE needs root (or sudo)" >&2
+				exit 1
+			}
+			sudo=(sudo)
+		fi
+		if ! (
+			"${sudo[@]}" apt-get update &&
+				"${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+					apt-get install -y --no-install-recommends "$REDIS_PACKAGE"
+		) >"$log" 2>&1; then
+			tail -n 40 "$log" >&2
+			echo "redis: apt-get install $REDIS_PACKAGE failed, full log in $log" >&2
+			exit 1
+		fi
+		server=/usr/bin/redis-server
+		cli=/usr/bin/redis-cli
+		status=installed
+	fi
+	local version
+	version="$("$server" --version 2>&1)"
+	if [[ "$(readlink "$BIN/redis-server" 2>/dev/null)" == "$server" &&
+		"$(readlink "$BIN/redis-cli" 2>/dev/null)" == "$cli" ]] && stamp_ok redis "$version"; then
+		status=${status:-cached}
+		return
+	fi
+	ln -sfn "$server" "$BIN/redis-server"
+	ln -sfn "$cli" "$BIN/redis-cli"
+	echo "$version" >"$STAMPS/redis"
 	status=${status:-linked}
 }
 
