@@ -75,6 +75,9 @@ type Options struct {
 	DefaultTTL time.Duration
 	// Timeout bounds one fetch (discovery included). Default 3s.
 	Timeout time.Duration
+	// Shared, if set, is a second cache tier shared with other Sources (see
+	// Tier); nil means this Source's own cache only.
+	Shared Tier
 }
 
 // Defaults of Options.
@@ -106,6 +109,8 @@ type Source struct {
 	maxEntries    int
 	defaultTTL    time.Duration
 	timeout       time.Duration
+	tier          Tier          // nil: in-process only
+	lease         time.Duration // of a tier lock: a little longer than timeout
 
 	cache   *cache.Cache // Key -> *entry
 	group   singleflight.Group
@@ -138,6 +143,7 @@ func NewSource(opts Options) *Source {
 		defaultTTL:    orDefault(opts.DefaultTTL, DefaultTTL),
 		timeout:       orDefault(opts.Timeout, DefaultTimeout),
 		cache:         cache.New(cache.NoExpiration, time.Minute),
+		tier:          opts.Shared,
 	}
 	if s.fetcher == nil {
 		s.fetcher = &Client{Now: opts.Now}
@@ -154,6 +160,7 @@ func NewSource(opts Options) *Source {
 	if s.timeout < 0 {
 		s.timeout = DefaultTimeout
 	}
+	s.lease = leaseFor(s.timeout)
 	return s
 }
 
@@ -239,34 +246,49 @@ func (s *Source) load(ctx context.Context, key string, r Request) (Token, error)
 			return prev.tok, nil
 		}
 	}
+	if s.tier != nil {
+		return s.loadShared(ctx, key, r, prev)
+	}
+	_, tok, err := s.fetchAndStore(ctx, key, r, prev)
+	return tok, err
+}
+
+// fetchAndStore fetches r and records the outcome under key. It returns the
+// entry that changed, for a second tier to share: the one stored, or prev
+// with its next refresh point after a failed refresh; nil when none did.
+func (s *Source) fetchAndStore(ctx context.Context, key string, r Request, prev *entry) (*entry, Token, error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
 	defer cancel()
 	tok, err := s.fetch(ctx, r)
-	now = s.now()
+	now := s.now()
 	if err != nil {
 		if prev != nil && prev.err == nil && now.Before(prev.until) {
 			// A refresh failed: serve the old token and retry later.
 			n := prev.refreshFails.Add(1)
 			prev.refreshAt.Store(now.Add(failureWindow(int(n), err)).UnixNano())
-			return prev.tok, nil
+			return prev, prev.tok, nil
 		}
 		if errors.Is(err, context.Canceled) {
-			return Token{}, err
+			return nil, Token{}, err
 		}
 		fails := 1
 		if prev != nil && prev.err != nil {
 			fails = prev.fails + 1
 		}
 		window := failureWindow(fails, err)
-		s.store(key, &entry{err: err, fails: fails, until: now.Add(window)}, window+failureMemory)
-		return Token{}, err
+		e := &entry{err: err, fails: fails, until: now.Add(window)}
+		s.store(key, e, window+failureMemory)
+		return e, Token{}, err
 	}
-	if e := s.newEntry(tok, r, now); now.Before(e.until) {
+	e := s.newEntry(tok, r, now)
+	if now.Before(e.until) {
 		s.store(key, e, e.until.Sub(now))
-	} else if prev != nil {
+		return e, tok, nil
+	}
+	if prev != nil {
 		s.cache.Delete(key)
 	}
-	return tok, nil
+	return nil, tok, nil
 }
 
 // fetch resolves the token endpoint and asks it, telling the Observer.
