@@ -48,6 +48,12 @@ func (b *builder) build(raw rawFile) *Config {
 	if f := raw.TokenRequest.CAFile; f != nil {
 		cfg.TokenRequest.CAFile, cfg.TokenRequest.RootCAs = b.caFile("token_request.ca_file", b.expand("token_request.ca_file", f))
 	}
+	if raw.Cache.Prewarm != nil {
+		cfg.Cache.Prewarm = *raw.Cache.Prewarm
+	}
+	if raw.Cache.Shared != nil {
+		cfg.Cache.Shared = b.shared(raw.Cache.Shared)
+	}
 	if n := raw.Cache.MaxEntries; n != nil {
 		if *n < 1 {
 			b.fail("cache.max_entries", ErrInvalidValue, "must be at least 1, got %d", *n)

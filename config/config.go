@@ -56,6 +56,8 @@ type Cache struct {
 	ExpirySkew    time.Duration // a token is dropped this long before it expires
 	RefreshBefore time.Duration // a token this close to expiry is refreshed in the background
 	MaxEntries    int
+	Prewarm       bool         // fetch every client-credentials token the config names at startup and after each reload
+	Shared        *SharedCache // the second tier in Redis; nil: in-process only
 }
 
 // TokenRequest holds the settings of calls to token endpoints.

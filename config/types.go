@@ -24,9 +24,11 @@ type rawListen struct {
 }
 
 type rawCache struct {
-	ExpirySkew    *duration `yaml:"expiry_skew"`
-	RefreshBefore *duration `yaml:"refresh_before"`
-	MaxEntries    *int      `yaml:"max_entries"`
+	ExpirySkew    *duration  `yaml:"expiry_skew"`
+	RefreshBefore *duration  `yaml:"refresh_before"`
+	MaxEntries    *int       `yaml:"max_entries"`
+	Prewarm       *bool      `yaml:"prewarm"`
+	Shared        *rawShared `yaml:"shared"`
 }
 
 type rawTokenRequest struct {
