@@ -73,3 +73,14 @@ func tokenRequest(service string, s *scopes.Settings, grant string) tokens.Reque
 		RequestedTokenType: s.RequestedTokenType,
 	}
 }
+
+// ClientCredentialsRequest is the token request of settings s of service
+// when it resolves to client credentials without a caller's token
+// (client_credentials, or auto when no bearer token comes): what a check
+// there would fetch, so it can be fetched ahead (cache.prewarm).
+func ClientCredentialsRequest(service string, s *scopes.Settings) (tokens.Request, bool) {
+	if s.Grant.Effective(false) != scopes.GrantClientCredentials {
+		return tokens.Request{}, false
+	}
+	return tokenRequest(service, s, tokens.GrantClientCredentials), true
+}

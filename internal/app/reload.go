@@ -30,13 +30,15 @@ func (a *App) Reload(path string) error {
 		return err
 	}
 	old := a.Authz.Config()
-	if cfg.Listen != old.Listen || cfg.Cache != old.Cache || cfg.TokenRequest.Timeout != old.TokenRequest.Timeout || cfg.TokenRequest.CAFile != old.TokenRequest.CAFile {
+	if cfg.Listen != old.Listen || !cfg.Cache.Equal(old.Cache) || cfg.TokenRequest.Timeout != old.TokenRequest.Timeout || cfg.TokenRequest.CAFile != old.TokenRequest.CAFile {
 		a.log.Warn("listen, cache and token_request settings change only on restart; the rest is reloaded", "config", path)
 	}
+	a.rotateKeys(cfg) // keys_file is re-read on reload; the rest of cache waits for a restart
 	cfg.Listen, cfg.Cache, cfg.TokenRequest = old.Listen, old.Cache, old.TokenRequest
 	a.discovery.Start(a.ctx, Issuers(cfg))
 	a.Authz.Reload(cfg)
 	a.log.Info("config reloaded", "config", path, "services", len(cfg.Routes.Services()))
+	a.prewarm(cfg)
 	return nil
 }
 

@@ -109,6 +109,25 @@ func Write(w io.Writer, cfg *config.Config, in authz.Input) {
 		}
 		fmt.Fprintf(w, "  %s=%s\n", k, v)
 	}
+	fmt.Fprintf(w, "cache:     %s\n", cacheLine(cfg.Cache))
+}
+
+// cacheLine says where the token is cached: in process, and in Redis when
+// the shared cache is on.
+func cacheLine(c config.Cache) string {
+	s := c.Shared
+	if s == nil {
+		return "in-process only (cache.shared not set)"
+	}
+	kind := "standalone Redis"
+	if len(s.Addresses) > 1 {
+		kind = "Redis Cluster"
+	}
+	tls := ""
+	if s.TLS != nil {
+		tls = ", TLS"
+	}
+	return fmt.Sprintf("in-process, then shared: %s %s%s, prefix %q, %d keys in %s", kind, strings.Join(s.Addresses, " "), tls, s.Prefix, len(s.Keys), s.KeysFile)
 }
 
 func methods(m []string) string {

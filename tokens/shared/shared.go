@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -116,6 +117,8 @@ func New(o Options) (*Cache, error) {
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
+	} else {
+		setRedisLog.Do(func() { redis.SetLogger(redisLog{o.Log}) })
 	}
 	c.ring.Store(r)
 	c.breaker = &breaker{failures: o.BreakerFailures, open: o.BreakerOpen, now: time.Now, onChange: c.changed}
@@ -286,6 +289,17 @@ func (c *Cache) observe(op, outcome string) {
 	if c.obs != nil {
 		c.obs.ObserveSharedOp(op, outcome)
 	}
+}
+
+// setRedisLog routes go-redis's own log lines (a process-wide setting)
+// to the first logger given, at debug: plain lines on stderr would break
+// the JSON log.
+var setRedisLog sync.Once
+
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, fmt.Sprintf(format, v...))
 }
 
 // changed logs and reports the breaker opening or closing.
