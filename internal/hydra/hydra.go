@@ -27,6 +27,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -49,6 +50,14 @@ type Hydra struct {
 	admin         string
 	http          *http.Client
 	tokenRequests atomic.Int64
+	byClient      sync.Map // client id (HTTP Basic) -> *atomic.Int64
+}
+
+// Options change how Hydra runs; the zero value is Hydra's defaults.
+type Options struct {
+	// AccessTokenTTL is the lifetime of issued access tokens (Hydra's
+	// ttl.access_token, default 1h).
+	AccessTokenTTL time.Duration
 }
 
 // Client is an OAuth2 client for the client_credentials grant.
@@ -77,6 +86,12 @@ type Introspection struct {
 // the first token request is as fast as later ones.
 func Start(t testing.TB) *Hydra {
 	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with o.
+func StartWith(t testing.TB, o Options) *Hydra {
+	t.Helper()
 	bin := testtools.Path(t, "hydra", "TOKENAUTHZ_HYDRA")
 
 	transport := http.DefaultTransport.(*http.Transport).Clone()
@@ -98,7 +113,7 @@ func Start(t testing.TB) *Hydra {
 	h.issuer = proxy.URL + "/"
 
 	for attempt := 1; ; attempt++ {
-		err := h.launch(t, bin, &target)
+		err := h.launch(t, bin, &target, o)
 		if err == nil {
 			return h
 		}
@@ -116,6 +131,15 @@ func (h *Hydra) Issuer() string { return h.issuer }
 
 // TokenRequests counts the POSTs to the token endpoint seen by the proxy.
 func (h *Hydra) TokenRequests() int { return int(h.tokenRequests.Load()) }
+
+// TokenRequestsFor counts those of one client (authenticated with HTTP
+// Basic, client_secret_basic), so that tests sharing a Hydra count apart.
+func (h *Hydra) TokenRequestsFor(clientID string) int {
+	if n, ok := h.byClient.Load(clientID); ok {
+		return int(n.(*atomic.Int64).Load())
+	}
+	return 0
+}
 
 // CreateClient registers c through the admin API.
 func (h *Hydra) CreateClient(t testing.TB, c Client) {
@@ -161,7 +185,7 @@ var errExited = errors.New("exited")
 // launch starts Hydra on fresh ports and waits until it is ready. It
 // returns an error wrapping errExited when Hydra stopped by itself, the
 // usual sign of a port taken meanwhile.
-func (h *Hydra) launch(t testing.TB, bin string, target *atomic.Pointer[url.URL]) error {
+func (h *Hydra) launch(t testing.TB, bin string, target *atomic.Pointer[url.URL], o Options) error {
 	t.Helper()
 	ports, err := freePorts(2)
 	if err != nil {
@@ -191,6 +215,9 @@ func (h *Hydra) launch(t testing.TB, bin string, target *atomic.Pointer[url.URL]
 		"SERVE_ADMIN_HOST=127.0.0.1",
 		"SERVE_ADMIN_PORT="+strconv.Itoa(ports[1]),
 	)
+	if o.AccessTokenTTL > 0 {
+		cmd.Env = append(cmd.Env, "TTL_ACCESS_TOKEN="+o.AccessTokenTTL.String())
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -279,6 +306,12 @@ func (h *Hydra) count(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPost && r.URL.Path == "/oauth2/token" {
 			h.tokenRequests.Add(1)
+			if id, _, ok := r.BasicAuth(); ok {
+				if id, err := url.QueryUnescape(id); err == nil {
+					n, _ := h.byClient.LoadOrStore(id, new(atomic.Int64))
+					n.(*atomic.Int64).Add(1)
+				}
+			}
 		}
 		next.ServeHTTP(w, r)
 	})

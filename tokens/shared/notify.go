@@ -55,7 +55,6 @@ func (w *waiters) wake(name string) {
 // meanwhile waiters fall back on polling (tokens.Source looks again every
 // few hundred milliseconds).
 func (c *Cache) listen(ctx context.Context) {
-	defer close(c.done)
 	ps := c.client.Subscribe(ctx, c.channel)
 	defer ps.Close()
 	msgs := ps.Channel()

@@ -41,6 +41,7 @@ const (
 	OpPut    = "put"
 	OpLock   = "lock"
 	OpUnlock = "unlock"
+	OpPing   = "ping" // the breaker's probe while Redis is skipped
 
 	OutcomeHit     = "hit"     // get: an entry that opened
 	OutcomeMiss    = "miss"    // get: none under this key's name
@@ -93,7 +94,7 @@ type Cache struct {
 	log     *slog.Logger
 	waiters waiters
 	stop    context.CancelFunc
-	done    chan struct{}
+	done    chan struct{} // closed when listen and probe have returned
 }
 
 var _ tokens.Tier = (*Cache)(nil)
@@ -147,7 +148,10 @@ func New(o Options) (*Cache, error) {
 	}
 	var lctx context.Context
 	lctx, c.stop = context.WithCancel(context.Background())
-	go c.listen(lctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { c.listen(lctx) })
+	wg.Go(func() { c.probe(lctx) })
+	go func() { wg.Wait(); close(c.done) }()
 	return c, nil
 }
 
@@ -263,6 +267,24 @@ func (c *Cache) release(name, owner string) {
 // Wait returns a channel closed by the next release of key's lock.
 func (c *Cache) Wait(key string) (<-chan struct{}, func()) {
 	return c.waiters.add(c.ring.Load().keys[0].name(c.prefix, key))
+}
+
+// probe pings Redis while the breaker is open, so that sharing resumes
+// (and tokenauthz_shared_cache_up says so) when Redis is back, even if no
+// check misses meanwhile.
+func (c *Cache) probe(ctx context.Context) {
+	t := time.NewTicker(c.breaker.open)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if !c.breaker.up() {
+			c.call(ctx, OpPing, func(ctx context.Context) (string, error) { return OutcomeOK, c.client.Ping(ctx).Err() })
+		}
+	}
 }
 
 // call runs one Redis operation under the breaker, bounded by the timeout,
