@@ -6,6 +6,7 @@
 //	go run ./bench cold     # single flight, 10,000 exchanges, bytes per entry, max_entries
 //	go run ./bench expiry   # p99 per second across token expiry (refresh ahead)
 //	go run ./bench soak     # bounded soak: errors, goroutines, heap
+//	go run ./bench fleet    # 1, 3, 10 replicas with and without the shared cache: token requests, cold start
 //	go run ./bench floor    # the floor server alone
 //	go run ./bench idp      # the development IdP as a process (used by the others)
 //
@@ -25,10 +26,11 @@ import (
 const usage = `bench: tokenauthz benchmarks (see docs/benchmarks.md)
 
 Usage:
-  go run ./bench run    [--rounds 2] [--duration 10s] [--rate 2000] [--concurrency 50] [--short] ...
+  go run ./bench run    [--rounds 2] [--duration 10s] [--rate 2000] [--concurrency 50] [--shared] [--short] ...
   go run ./bench cold   [--users 10000] [--concurrent 1000]
   go run ./bench expiry [--duration 70s] [--ttl 20s] [--rate 1000]
   go run ./bench soak   [--duration 10m] [--ttl 20s] [--rate 500] [--users 500]
+  go run ./bench fleet  [--replicas 1,3,10] [--cc-keys 10] [--exchange-keys 10] [--ttl 20s] [--lifetimes 2]
   go run ./bench floor  --addr 127.0.0.1:0 [--value-len N]
   go run ./bench idp    --addr 127.0.0.1:0 [--ttl 1h]
 
@@ -42,6 +44,7 @@ var commands = map[string]command{
 	"cold":   coldCmd,
 	"expiry": expiryCmd,
 	"soak":   soakCmd,
+	"fleet":  fleetCmd,
 	"floor":  floorCmd,
 	"idp":    idpCmd,
 }
