@@ -41,7 +41,7 @@ func (c *counts) get(s string) int {
 	return c.m[s]
 }
 
-func newCache(t *testing.T, addr string, obs shared.Observer, keys ...[]byte) *shared.Cache {
+func newCache(t testing.TB, addr string, obs shared.Observer, keys ...[]byte) *shared.Cache {
 	t.Helper()
 	c, err := shared.New(shared.Options{Addresses: []string{addr}, Prefix: "test:", Keys: keys, Observer: obs,
 		Timeout: 200 * time.Millisecond, BreakerOpen: 300 * time.Millisecond})
