@@ -185,7 +185,7 @@ func startFleet(ctx context.Context, stk *stack, rs *redisServer, o fleetOpts, n
 		}
 	}
 	for i := range n {
-		s, err := startNamed(ctx, stk.bins, fmt.Sprintf("replica-%d", i), procOptions{}, func(g, h string) string {
+		s, err := startTokenauthzWith(ctx, stk.bins, fmt.Sprintf("replica-%d", i), procOptions{}, func(g, h string) string {
 			return fleetConfigText(g, h, stk.idp.Issuer, o, block, o.ccKeys)
 		})
 		if err != nil {

@@ -121,15 +121,15 @@ type server struct {
 // startTokenauthz runs the tokenauthz binary against issuer and waits
 // until it has discovered the token endpoint.
 func startTokenauthz(ctx context.Context, bins *binaries, issuer string, c cacheOpts, o procOptions) (*server, error) {
-	return startNamed(ctx, bins, "tokenauthz", o, func(grpcAddr, httpAddr string) string {
+	return startTokenauthzWith(ctx, bins, "tokenauthz", o, func(grpcAddr, httpAddr string) string {
 		return configText(grpcAddr, httpAddr, issuer, c)
 	})
 }
 
-// startNamed runs tokenauthz as name (its config and log files are named
-// after it) with the config text gives for its addresses, and waits until
-// it is ready.
-func startNamed(ctx context.Context, bins *binaries, name string, o procOptions, text func(grpcAddr, httpAddr string) string) (*server, error) {
+// startTokenauthzWith runs tokenauthz as name (its config and log files
+// are named after it) on the configuration text writes for two free
+// addresses, and waits until it is ready.
+func startTokenauthzWith(ctx context.Context, bins *binaries, name string, o procOptions, text func(grpcAddr, httpAddr string) string) (*server, error) {
 	grpcAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
