@@ -170,3 +170,31 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+func TestSharedCacheDownStaysReady(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	srv.Kill() // nothing listens on its port now
+	idp := startIdP(t)
+	dir := t.TempDir()
+	f := &fixture{idp: idp, path: filepath.Join(dir, "tokenauthz.yaml")}
+	writeFile(t, filepath.Join(dir, "k.keys"), base64.StdEncoding.EncodeToString([]byte(strings.Repeat("k", 32)))+"\n")
+	writeFile(t, f.path, fmt.Sprintf(sharedAppConfig, srv.Addr, "k.keys", idp.Issuer()))
+	f.serve(t, slog.LevelInfo)
+	waitFor(t, "readiness", func() bool { code, _ := f.get(t, "/readyz"); return code == 200 })
+	for _, host := range []string{"s1.internal", "s2.internal", "s1.internal"} {
+		resp, err := f.client.Check(context.Background(), checkRequest(host))
+		if err != nil || codes.Code(resp.GetStatus().GetCode()) != codes.OK {
+			t.Fatalf("check %s with Redis down: %v %v", host, resp, err)
+		}
+	}
+	if n := idp.TokenRequests(); n != 2 {
+		t.Errorf("%d token requests, want 2: the local cache works as without Redis", n)
+	}
+	_, body := f.get(t, "/metrics")
+	if !strings.Contains(body, "tokenauthz_shared_cache_up 0") {
+		t.Error("tokenauthz_shared_cache_up is not 0 with Redis down")
+	}
+	if !strings.Contains(f.logs.String(), "redis not reachable") {
+		t.Errorf("no log line says Redis is unreachable:\n%s", f.logs.String())
+	}
+}
