@@ -76,7 +76,7 @@ func TestCLI(t *testing.T) {
 			[]string{"endpoint:  history", "grant:     token_exchange", "POST https://idp.example/token", "audience=orders", "subject_token=<redacted, 14 bytes>", "subject_token_type=urn:ietf:params:oauth:token-type:access_token"},
 			[]string{"user-token-123", "very-secret-value"}},
 		{"explain-exchange-without-token-denies", []string{"explain", "--config", good, "--url", "https://orders.internal/v1/orders/history"}, "", 0,
-			[]string{"decision:  deny 401 missing_subject_token"}, nil},
+			[]string{"decision:  deny 401 missing_subject_token", "cache:     in-process only"}, nil},
 		{"explain-context-extension", []string{"explain", "--config", good, "--url", "http://anything/x", "--context", "service=orders", "--context", "endpoint=create"}, "", 0,
 			[]string{"endpoint:  create", "scope:     orders.write"}, nil},
 		{"explain-unknown-host-denies", []string{"explain", "--config", good, "--url", "https://nope.internal/"}, "", 0,

@@ -60,8 +60,13 @@ func (r Request) Input() (authz.Input, error) {
 	return in, errors.Join(errs...)
 }
 
-// Write explains in under cfg to w.
+// Write explains in under cfg to w, and where tokens are cached.
 func Write(w io.Writer, cfg *config.Config, in authz.Input) {
+	write(w, cfg, in)
+	fmt.Fprintf(w, "cache:     %s\n", cacheLine(cfg.Cache))
+}
+
+func write(w io.Writer, cfg *config.Config, in authz.Input) {
 	p, err := authz.PlanFor(cfg, in)
 	d := authz.Preview(p, in, err)
 	fmt.Fprintf(w, "request:   %s %s (host %s)\n", in.Method, in.Path, in.Host)
@@ -109,7 +114,6 @@ func Write(w io.Writer, cfg *config.Config, in authz.Input) {
 		}
 		fmt.Fprintf(w, "  %s=%s\n", k, v)
 	}
-	fmt.Fprintf(w, "cache:     %s\n", cacheLine(cfg.Cache))
 }
 
 // cacheLine says where the token is cached: in process, and in Redis when
