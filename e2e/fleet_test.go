@@ -132,8 +132,12 @@ func TestFleet(t *testing.T) {
 			fmt.Sprintf("    tls: {ca_file: %s}\n    password: redis-pass-value\n", srv.CAFile)
 		fleet := f.start(t, 3, shared)
 		oneKeyOneRequest(t, f, fleet, "fleet.tls.read")
-		if got := fleet[2].metric(t, `tokenauthz_shared_cache_operations_total{op="get",outcome="hit"}`); got < 1 {
-			t.Errorf("no shared hit over TLS (%v)", got)
+		var hits float64
+		for _, r := range fleet {
+			hits += r.metric(t, `tokenauthz_shared_cache_operations_total{op="get",outcome="hit"}`)
+		}
+		if hits < 2 { // the two replicas that did not fetch read the entry
+			t.Errorf("%v shared hits over TLS, want at least 2", hits)
 		}
 	})
 

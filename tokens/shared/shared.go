@@ -139,7 +139,9 @@ func New(o Options) (*Cache, error) {
 	if c.obs != nil {
 		c.obs.ObserveSharedUp(true)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.timeout)
+	// At startup no check waits: give a first connection (TLS, Cluster
+	// slots) longer than one operation gets.
+	ctx, cancel := context.WithTimeout(context.Background(), max(c.timeout, time.Second))
 	err = c.client.Ping(ctx).Err()
 	cancel()
 	if err != nil {
