@@ -110,3 +110,16 @@ func tokenRequest(service string, s *scopes.Settings, c *config.Credentials) tok
 	}
 	return r
 }
+
+// ClientCredentialsRequest is the token request of settings s of service
+// when it resolves to client credentials without a caller's token
+// (client_credentials, or auto when no bearer token comes): what a check
+// there would fetch, so it can be fetched ahead (cache.prewarm).
+func ClientCredentialsRequest(cfg *config.Config, service string, s *scopes.Settings) (tokens.Request, bool) {
+	if s.Grant.Effective(false) != scopes.GrantClientCredentials {
+		return tokens.Request{}, false
+	}
+	r := tokenRequest(service, s, cfg.Credentials(s))
+	r.GrantType = tokens.GrantClientCredentials
+	return r, true
+}

@@ -22,6 +22,10 @@ func TestSmoke(t *testing.T) {
 		want []string // in the output
 	}{
 		{"run-short", []string{"run", "--short"}, []string{"made 0 token requests"}},
+		{"run-short-shared", []string{"run", "--short", "--shared"}, []string{"made 0 token requests", "--shared"}},
+		{"fleet-1-and-2-replicas", []string{"fleet", "--replicas", "1,2", "--cc-keys", "2", "--exchange-keys", "2", "--ttl", "3s", "--lifetimes", "1",
+			"--rate", "50", "--latency-keys", "5", "--skew", "500ms", "--refresh-before", "1s", "--no-write"},
+			[]string{" 2 replicas, shared true : ", "(4 cold)", "second-tier (Redis) hit p50"}},
 		{"cold-500-users", []string{"cold", "--users", "500", "--concurrent", "200", "--no-write"},
 			[]string{"200 concurrent checks, one cold key: 1 token request (client credentials), 1 (token exchange)", "500 exchanges"}},
 		{"expiry-short", []string{"expiry", "--duration", "5s", "--ttl", "4s", "--skew", "1s", "--refresh-before", "2s", "--rate", "200", "--users", "10", "--nice", "0", "--no-write"},

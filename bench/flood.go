@@ -185,7 +185,7 @@ func startFloodTarget(ctx context.Context, bins *binaries, idp *slowidp.IdP, ref
 	if maxInFlight > 0 {
 		extra = fmt.Sprintf(", max_in_flight: %d", maxInFlight)
 	}
-	return startTokenauthzWith(ctx, bins, procOptions{}, func(grpcAddr, httpAddr string) string {
+	return startTokenauthzWith(ctx, bins, "flood", procOptions{}, func(grpcAddr, httpAddr string) string {
 		return fmt.Sprintf(floodConfig, grpcAddr, httpAddr, refreshBefore, extra, idp.TokenURL())
 	})
 }

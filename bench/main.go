@@ -7,6 +7,7 @@
 //	go run ./bench expiry   # p99 per second across token expiry (refresh ahead)
 //	go run ./bench soak     # bounded soak: errors, goroutines, heap
 //	go run ./bench flood    # distinct bogus bearer tokens against a slow IdP
+//	go run ./bench fleet    # 1, 3, 10 replicas with and without the shared cache: token requests, cold start
 //	go run ./bench floor    # the floor server alone
 //	go run ./bench idp      # the development IdP as a process (used by the others)
 //
@@ -26,11 +27,12 @@ import (
 const usage = `bench: tokenauthz benchmarks (see docs/benchmarks.md)
 
 Usage:
-  go run ./bench run    [--rounds 2] [--duration 10s] [--rate 2000] [--concurrency 50] [--short] ...
+  go run ./bench run    [--rounds 2] [--duration 10s] [--rate 2000] [--concurrency 50] [--shared] [--short] ...
   go run ./bench cold   [--users 10000] [--concurrent 1000]
   go run ./bench expiry [--duration 70s] [--ttl 20s] [--rate 1000]
   go run ./bench soak   [--duration 10m] [--ttl 20s] [--rate 500] [--users 500]
   go run ./bench flood  [--attackers 3000] [--duration 6s] [--latency 1.5s] [--deadline 1s]
+  go run ./bench fleet  [--replicas 1,3,10] [--cc-keys 10] [--exchange-keys 10] [--ttl 20s] [--lifetimes 2]
   go run ./bench floor  --addr 127.0.0.1:0 [--value-len N]
   go run ./bench idp    --addr 127.0.0.1:0 [--ttl 1h]
 
@@ -45,6 +47,7 @@ var commands = map[string]command{
 	"expiry": expiryCmd,
 	"soak":   soakCmd,
 	"flood":  floodCmd,
+	"fleet":  fleetCmd,
 	"floor":  floorCmd,
 	"idp":    idpCmd,
 }

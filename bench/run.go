@@ -30,6 +30,7 @@ type runOpts struct {
 	noWrite     bool
 	nice        int
 	quiet       time.Duration // wait up to this long for other processes to go idle before a phase
+	shared      bool          // tokenauthz configured with the shared cache (a Redis the harness starts)
 }
 
 // measurement is one server's figures in one round.
@@ -74,6 +75,7 @@ func runCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.BoolVar(&o.noWrite, "no-write", false, "print only, store nothing")
 	fs.IntVar(&o.nice, "nice", -10, "nice value of the servers, the IdP and the load generator (negative needs root; 0: unchanged)")
 	fs.DurationVar(&o.quiet, "wait-quiet", 3*time.Minute, "before each server's phases, wait up to this long until other processes use < 10% of the machine")
+	fs.BoolVar(&o.shared, "shared", false, "configure tokenauthz with cache.shared on a Redis the harness starts (measured checks stay first-tier hits)")
 	short := fs.Bool("short", false, "CI smoke: 1 round of 1s phases, 10 users, nothing stored")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -103,7 +105,16 @@ func runCmd(ctx context.Context, args []string, out io.Writer) error {
 	if po.cpus == "" && o.clientCPUs != "" {
 		po.cpus = fmt.Sprintf("0-%d", runtime.NumCPU()-1)
 	}
-	ta, err := startTokenauthz(ctx, bins, idp.Issuer, defaultCache, po)
+	co := defaultCache
+	if o.shared {
+		rs, err := startRedis(ctx, bins.dir)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		co.shared = rs.block()
+	}
+	ta, err := startTokenauthz(ctx, bins, idp.Issuer, co, po)
 	if err != nil {
 		return err
 	}
@@ -179,7 +190,11 @@ func runCmd(ctx context.Context, args []string, out io.Writer) error {
 	md := runMarkdown(o, m, sum, all, after-before, hits, misses, len(reqs), valueLen, len(users[0])+len("Bearer "))
 	data := map[string]any{"options": optsMap(o), "summary": sum, "rounds": all,
 		"token_requests_during_phases": after - before, "cache_hits": hits, "cache_misses": misses}
-	if err := report(ctx, out, o.results, o.noWrite, m, "", data, md); err != nil {
+	suffix := ""
+	if o.shared {
+		suffix = "shared"
+	}
+	if err := report(ctx, out, o.results, o.noWrite, m, suffix, data, md); err != nil {
 		return err
 	}
 	var errs int64
@@ -361,7 +376,7 @@ func optsMap(o runOpts) map[string]any {
 	return map[string]any{
 		"rounds": o.rounds, "phase": o.duration.String(), "warmup": o.warmup.String(), "rate": o.rate,
 		"concurrency": o.concurrency, "open_workers": o.openWorkers, "conns": o.conns, "users": o.users,
-		"gomaxprocs": o.gomaxprocs, "nice": o.nice, "server_cpus": o.serverCPUs, "client_cpus": o.clientCPUs,
+		"gomaxprocs": o.gomaxprocs, "nice": o.nice, "server_cpus": o.serverCPUs, "client_cpus": o.clientCPUs, "shared": o.shared,
 	}
 }
 
@@ -413,6 +428,10 @@ func verdict(ok bool, target string) string {
 }
 
 func argsString(o runOpts) string {
-	return fmt.Sprintf("--rounds %d --duration %v --rate %.0f --concurrency %d --conns %d --users %d --gomaxprocs %d --server-cpus %q --client-cpus %q",
+	s := fmt.Sprintf("--rounds %d --duration %v --rate %.0f --concurrency %d --conns %d --users %d --gomaxprocs %d --server-cpus %q --client-cpus %q",
 		o.rounds, o.duration, o.rate, o.concurrency, o.conns, o.users, o.gomaxprocs, o.serverCPUs, o.clientCPUs)
+	if o.shared {
+		s += " --shared"
+	}
+	return s
 }

@@ -18,7 +18,7 @@ import (
 // on client credentials with a token-exchange endpoint, matched by host and
 // path (no context extensions, so matching is exercised too).
 const benchConfig = `listen: {grpc: %q, http: %q}
-cache: {expiry_skew: %s, refresh_before: %s, max_entries: %d}
+cache: {expiry_skew: %s, refresh_before: %s, max_entries: %d%s}
 defaults:
   issuer: %s
   client_id: %s
@@ -37,12 +37,21 @@ services:
 type cacheOpts struct {
 	skew, refreshBefore time.Duration
 	maxEntries          int
+	shared              string // cache.shared as a YAML flow mapping; "" for none
 }
 
 var defaultCache = cacheOpts{skew: 30 * time.Second, refreshBefore: 60 * time.Second, maxEntries: 100000}
 
 func configText(grpcAddr, httpAddr, issuer string, c cacheOpts) string {
-	return fmt.Sprintf(benchConfig, grpcAddr, httpAddr, c.skew, c.refreshBefore, c.maxEntries, issuer, idpClientID, idpClientSecret)
+	return fmt.Sprintf(benchConfig, grpcAddr, httpAddr, c.skew, c.refreshBefore, c.maxEntries, c.sharedKey(), issuer, idpClientID, idpClientSecret)
+}
+
+// sharedKey is the cache.shared entry of the flow mapping, or nothing.
+func (c cacheOpts) sharedKey() string {
+	if c.shared == "" {
+		return ""
+	}
+	return ", shared: " + c.shared
 }
 
 // stack is what every subcommand runs on: the built binaries and the IdP
@@ -112,14 +121,15 @@ type server struct {
 // startTokenauthz runs the tokenauthz binary against issuer and waits
 // until it has discovered the token endpoint.
 func startTokenauthz(ctx context.Context, bins *binaries, issuer string, c cacheOpts, o procOptions) (*server, error) {
-	return startTokenauthzWith(ctx, bins, o, func(grpcAddr, httpAddr string) string {
+	return startTokenauthzWith(ctx, bins, "tokenauthz", o, func(grpcAddr, httpAddr string) string {
 		return configText(grpcAddr, httpAddr, issuer, c)
 	})
 }
 
-// startTokenauthzWith runs the tokenauthz binary on the configuration
-// config writes for two free addresses, and waits until it is ready.
-func startTokenauthzWith(ctx context.Context, bins *binaries, o procOptions, config func(grpcAddr, httpAddr string) string) (*server, error) {
+// startTokenauthzWith runs tokenauthz as name (its config and log files
+// are named after it) on the configuration text writes for two free
+// addresses, and waits until it is ready.
+func startTokenauthzWith(ctx context.Context, bins *binaries, name string, o procOptions, text func(grpcAddr, httpAddr string) string) (*server, error) {
 	grpcAddr, err := freeAddr()
 	if err != nil {
 		return nil, err
@@ -128,17 +138,17 @@ func startTokenauthzWith(ctx context.Context, bins *binaries, o procOptions, con
 	if err != nil {
 		return nil, err
 	}
-	cfg := filepath.Join(bins.dir, "tokenauthz.yaml")
-	if err := os.WriteFile(cfg, []byte(config(grpcAddr, httpAddr)), 0o600); err != nil {
+	cfg := filepath.Join(bins.dir, name+".yaml")
+	if err := os.WriteFile(cfg, []byte(text(grpcAddr, httpAddr)), 0o600); err != nil {
 		return nil, err
 	}
-	p, err := startProc(ctx, bins.dir, "tokenauthz", o, bins.tokenauthz, "serve", "--config", cfg, "--log-level", "warn")
+	p, err := startProc(ctx, bins.dir, name, o, bins.tokenauthz, "serve", "--config", cfg, "--log-level", "warn")
 	if err != nil {
 		return nil, err
 	}
 	if err := waitOK(ctx, "http://"+httpAddr+"/readyz", 30*time.Second); err != nil {
 		p.Stop()
-		return nil, fmt.Errorf("tokenauthz: %w (log: %s)", err, p.tail())
+		return nil, fmt.Errorf("%s: %w (log: %s)", name, err, p.tail())
 	}
 	return &server{name: "tokenauthz", proc: p, grpcAddr: grpcAddr, httpAddr: httpAddr}, nil
 }

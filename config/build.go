@@ -68,6 +68,12 @@ func (b *builder) build(raw rawFile) *Config {
 		}
 		cfg.TokenRequest.MaxInFlight = *n
 	}
+	if raw.Cache.Prewarm != nil {
+		cfg.Cache.Prewarm = *raw.Cache.Prewarm
+	}
+	if raw.Cache.Shared != nil {
+		cfg.Cache.Shared = b.shared(raw.Cache.Shared)
+	}
 	if n := raw.Cache.MaxEntries; n != nil {
 		if *n < 1 {
 			b.fail("cache.max_entries", ErrInvalidValue, "must be at least 1, got %d", *n)

@@ -59,6 +59,8 @@ type Cache struct {
 	RefreshBefore time.Duration // a token this close to expiry is refreshed in the background
 	MaxEntries    int
 	PurgeInterval time.Duration // a key is dropped for a backend's 401 at most this often
+	Prewarm       bool          // fetch every client-credentials token the config names at startup and after each reload
+	Shared        *SharedCache  // the second tier in Redis; nil: in-process only
 }
 
 // TokenRequest holds the settings of calls to token endpoints.

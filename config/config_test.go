@@ -232,6 +232,15 @@ func TestLoadBad(t *testing.T) {
 		{"missing-cert-for-tls-client-auth", ErrMissingCredentials, "services.orders: grant_type client_credentials needs client_cert_file (for client_auth tls_client_auth)"},
 		{"missing-assertion-file", ErrMissingCredentials, "services.orders: grant_type jwt_bearer needs client_assertion_file (for client_auth client_assertion)"},
 		{"token-params-protocol-name", ErrInvalidValue, "services.obo.token_params.scope: scope is set by the protocol"},
+		{"shared-no-addresses", ErrInvalidValue, "cache.shared.addresses: at least one Redis address"},
+		{"shared-bad-address", ErrInvalidValue, `cache.shared.addresses[0]: "redis.internal" is not host:port`},
+		{"shared-both-passwords", ErrInvalidValue, "cache.shared.password: set password or password_file, not both"},
+		{"shared-missing-keys-file", ErrInvalidValue, "cache.shared.keys_file: required"},
+		{"shared-unreadable-keys-file", ErrSecretFile, "cache.shared.keys_file: open testdata/bad/no-such.keys"},
+		{"shared-short-key", ErrSecretFile, "cache.shared.keys_file: testdata/bad/short.keys line 1: not a base64 32-byte key"},
+		{"shared-cluster-db", ErrInvalidValue, "cache.shared.db: Redis Cluster (several addresses) has database 0 only, got 2"},
+		{"shared-cert-without-key", ErrInvalidValue, "cache.shared.tls.cert_file: cert_file and key_file go together"},
+		{"shared-zero-timeout", ErrInvalidValue, "cache.shared.timeout: must be positive"},
 	}
 	unset(t, "TOKENAUTHZ_TEST_UNSET")
 	for _, tt := range tests {

@@ -24,10 +24,12 @@ type rawListen struct {
 }
 
 type rawCache struct {
-	ExpirySkew    *duration `yaml:"expiry_skew"`
-	RefreshBefore *duration `yaml:"refresh_before"`
-	MaxEntries    *int      `yaml:"max_entries"`
-	PurgeInterval *duration `yaml:"purge_interval"`
+	ExpirySkew    *duration  `yaml:"expiry_skew"`
+	RefreshBefore *duration  `yaml:"refresh_before"`
+	MaxEntries    *int       `yaml:"max_entries"`
+	PurgeInterval *duration  `yaml:"purge_interval"`
+	Prewarm       *bool      `yaml:"prewarm"`
+	Shared        *rawShared `yaml:"shared"`
 }
 
 type rawTokenRequest struct {

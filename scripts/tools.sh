@@ -36,18 +36,21 @@ SRC="$TOOLS_DIR/src"
 # The tools the tests need; installed when no names are given. Each follows
 # the shape of install_hydra: check binary and stamp, install, write the
 # stamp. Optional tools (ghz) are installed by name: scripts/tools.sh ghz.
-TOOLS=(hydra nginx caddy docker_compose grpcurl helm)
+TOOLS=(hydra nginx caddy docker_compose grpcurl helm redis)
 
 # What each tool needs, checked by preflight: go (the Go toolchain), cc
 # (cgo with a C compiler), apt (apt-get as root or with sudo; needed only
 # when the program is not found already, which found_<name> tells).
-declare -A NEEDS=([hydra]="go cc" [nginx]=apt [caddy]=go [docker_compose]=apt [grpcurl]=go [ghz]=go [helm]=go)
+declare -A NEEDS=([hydra]="go cc" [nginx]=apt [caddy]=go [docker_compose]=apt [grpcurl]=go [ghz]=go [helm]=go [redis]=apt)
 
 HYDRA_VERSION=v2.3.0
 # Hydra v2.3.0 needs Ory's fork of pop; the go.mod of hydra replaces it, but
 # replace directives of dependencies are ignored, so we repeat it here.
 HYDRA_POP_REPLACE=github.com/gobuffalo/pop/v6=github.com/ory/pop/v6@v6.2.1-0.20241121111754-e5dfc0f3344b
-HYDRA_TAGS=sqlite,sqlite_omit_load_extension
+# sqlite_unlock_notify: with DSN=memory, SQLite's shared cache answers
+# concurrent writes (a burst of jwt-bearer grants recording their jti) with
+# SQLITE_LOCKED, which Hydra turns into 500s; the tag makes them wait.
+HYDRA_TAGS=sqlite,sqlite_omit_load_extension,sqlite_unlock_notify
 
 # nginx comes from Debian; nginx-light is the smallest flavour built with
 # the auth_request module, all the e2e tests need of it.
@@ -62,6 +65,10 @@ GHZ_VERSION=v0.93.0
 DOCKER_COMPOSE_PACKAGE=docker-compose
 # helm: renders and lints deploy/helm/tokenauthz in the deploy tests.
 HELM_VERSION=v3.22.0
+# Redis from Debian (redis-server brings redis-tools, so redis-cli): the
+# shared token cache's tests start their own standalone, Cluster and TLS
+# instances on free ports. Debian builds it with TLS.
+REDIS_PACKAGE=redis-server
 
 # stamp_ok NAME WANT: the stamp of NAME records WANT.
 stamp_ok() {
@@ -225,6 +232,39 @@ install_docker_compose() {
 		status=installed
 	fi
 	link_tool docker_compose docker-compose "$found" "$("$found" version --short 2>&1)"
+}
+
+# found_redis: prints the redis-server found, if redis-cli is there too.
+# Not resolved with readlink -f: Debian's redis-server is a symlink to
+# redis-check-rdb, one binary that acts by the name it is run as.
+found_redis() {
+	local server cli
+	server="$(command -v redis-server || echo /usr/bin/redis-server)"
+	cli="$(command -v redis-cli || echo /usr/bin/redis-cli)"
+	if "$server" --version >/dev/null 2>&1 && "$cli" --version >/dev/null 2>&1; then echo "$server"; fi
+}
+
+# redis: Debian's redis-server and redis-cli, installed with apt-get only
+# when either is missing; .tools/bin links to both and the stamp records the
+# version the server reports. Tests run their own servers on their own
+# ports with persistence off; the system service is not used (Debian's
+# container images keep it from starting with a policy-rc.d).
+install_redis() {
+	local server
+	server="$(found_redis)"
+	if [[ -z "$server" ]]; then
+		apt_install redis "$REDIS_PACKAGE"
+		server="$(found_redis)"
+		if [[ -z "$server" ]]; then
+			echo "redis: redis-server or redis-cli does not run after installing $REDIS_PACKAGE" >&2
+			exit 1
+		fi
+		status=installed
+	fi
+	local version
+	version="$("$server" --version 2>&1)"
+	link_tool redis redis-server "$server" "$version"
+	ln -sfn "$(command -v redis-cli || echo /usr/bin/redis-cli)" "$BIN/redis-cli"
 }
 
 # grpcurl: built from the Go module proxy with go install.

@@ -30,7 +30,7 @@ func (e *entry) refreshDue(now time.Time) bool {
 // token shorter-lived than the skew is still cached for a while. And, for an
 // exchange or a jwt-bearer grant, no later than the caller's token's exp. Refresh-ahead is planned unless the subject token bounds the entry:
 // a new token would be bound the same way.
-func (s *Source) newEntry(tok Token, key string, r Request, now time.Time) *entry {
+func (s *Source) newEntry(tok Token, r Request, now time.Time) *entry {
 	until := now.Add(s.defaultTTL)
 	if !tok.Expiry.IsZero() {
 		until = tok.Expiry.Add(-max(min(s.skew, tok.Expiry.Sub(now)/2), 0))
@@ -42,7 +42,6 @@ func (s *Source) newEntry(tok Token, key string, r Request, now time.Time) *entr
 		}
 	}
 	e := &entry{tok: tok, until: until}
-	e.tok.ID, e.tok.memo = s.tokenID(key), &e.memo
 	if refresh && now.Before(until) {
 		// Due refresh_before ahead of the end, but not before half the
 		// lifetime; then up to a quarter of the remaining span earlier, at
@@ -73,6 +72,9 @@ func (s *Source) store(key string, e *entry, ttl time.Duration) {
 		if _, found := s.cache.Get(key); !found {
 			s.makeRoom()
 		}
+	}
+	if e.err == nil { // named for access logs and Purge, and given its memo
+		e.tok.ID, e.tok.memo = s.tokenID(key), &e.memo
 	}
 	s.cache.Set(key, e, ttl)
 	if e.err == nil {

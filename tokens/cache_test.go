@@ -102,7 +102,7 @@ func TestRefreshPointsSpreadOverAQuarterOfRefreshBefore(t *testing.T) {
 	until := now.Add(time.Hour - 30*time.Second) // an hour's token less the 30s skew
 	seen := map[int64]bool{}
 	for range 100 {
-		at := time.Unix(0, s.newEntry(Token{Expiry: now.Add(time.Hour)}, Key(ccRequest()), ccRequest(), now).refreshAt.Load())
+		at := time.Unix(0, s.newEntry(Token{Expiry: now.Add(time.Hour)}, ccRequest(), now).refreshAt.Load())
 		if lead := until.Sub(at); lead < time.Minute || lead > time.Minute+15*time.Second {
 			t.Fatalf("refresh %v before expiry, want between 60s and 75s", lead)
 		}

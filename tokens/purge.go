@@ -4,6 +4,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"sync"
 	"time"
 )
 
@@ -49,13 +50,15 @@ func (s *Source) Purge(id string) bool {
 	return true
 }
 
-// forget drops the id of an entry the cache removed (go-cache's OnEvicted:
-// Delete, expiry), unless a newer token already holds the key again.
-func (s *Source) forget(key string, v any) {
-	if cur := s.lookup(key); cur != nil && cur.err == nil {
-		return
-	}
-	if e := v.(*entry); e.err == nil {
-		s.ids.Delete(e.tok.ID)
+// forgetIn is go-cache's OnEvicted (Delete, expiry): it drops the id of
+// the entry removed. It holds ids only: a callback holding the Source
+// would keep the cache reachable from its own janitor goroutine, which
+// then never stops. A store racing the removal may lose its id; the key's
+// next store names it again.
+func forgetIn(ids *sync.Map) func(key string, v any) {
+	return func(_ string, v any) {
+		if e := v.(*entry); e.err == nil {
+			ids.Delete(e.tok.ID)
+		}
 	}
 }

@@ -88,6 +88,9 @@ type Options struct {
 	IDKey []byte
 	// PurgeInterval bounds how often Purge drops one key. Default 10s.
 	PurgeInterval time.Duration
+	// Shared, if set, is a second cache tier shared with other Sources (see
+	// Tier); nil means this Source's own cache only.
+	Shared Tier
 }
 
 // Defaults of Options.
@@ -123,11 +126,13 @@ type Source struct {
 	slots         *inFlight
 	idKey         []byte
 	purgeInterval time.Duration
+	tier          Tier          // nil: in-process only
+	lease         time.Duration // of a tier lock: a little longer than timeout
 
 	cache   *cache.Cache // Key -> *entry
 	group   singleflight.Group
 	evictMu sync.Mutex
-	ids     sync.Map // Token.ID -> Key, for the entries holding a token
+	ids     *sync.Map // Token.ID -> Key, for the entries holding a token
 	purged  sync.Map // Key -> time of its last Purge
 	purges  atomic.Uint64
 
@@ -158,6 +163,7 @@ func NewSource(opts Options) *Source {
 		defaultTTL:    orDefault(opts.DefaultTTL, DefaultTTL),
 		timeout:       orDefault(opts.Timeout, DefaultTimeout),
 		cache:         cache.New(cache.NoExpiration, time.Minute),
+		tier:          opts.Shared,
 	}
 	if s.fetcher == nil {
 		s.fetcher = &Client{Now: opts.Now}
@@ -184,7 +190,9 @@ func NewSource(opts Options) *Source {
 		rand.Read(s.idKey)
 	}
 	s.purgeInterval = orDefault(opts.PurgeInterval, DefaultPurgeInterval)
-	s.cache.OnEvicted(s.forget)
+	s.ids = new(sync.Map)
+	s.cache.OnEvicted(forgetIn(s.ids))
+	s.lease = leaseFor(s.timeout)
 	return s
 }
 
@@ -277,19 +285,45 @@ func (s *Source) load(ctx context.Context, key string, r Request, refresh bool) 
 			return prev.tok, nil
 		}
 	}
-	slotDeadline := time.Now().Add(s.timeout)
-	if d, ok := ctx.Deadline(); ok && !refresh && d.Before(slotDeadline) {
-		slotDeadline = d
+	if s.tier != nil {
+		return s.loadShared(ctx, key, r, prev, s.slotFor(ctx, r, refresh))
 	}
-	release, err := s.slots.acquire(context.WithoutCancel(ctx), slotDeadline, r.GrantType == GrantTokenExchange && !refresh)
+	_, tok, err := s.fetchAndStore(ctx, key, r, prev, s.slotFor(ctx, r, refresh))
+	return tok, err
+}
+
+// slot is what a fetch asks of the in-flight bound: a slot by deadline,
+// among the subject-bound ones or not.
+type slot struct {
+	deadline     time.Time
+	subjectBound bool
+}
+
+// slotFor: a miss waits for its in-flight slot until its caller's deadline
+// at most; a refresh, which has no caller waiting, until Timeout. Only an
+// exchange-like miss is subject-bound.
+func (s *Source) slotFor(ctx context.Context, r Request, refresh bool) slot {
+	sl := slot{deadline: time.Now().Add(s.timeout), subjectBound: r.sendsSubject() && !refresh}
+	if d, ok := ctx.Deadline(); ok && !refresh && d.Before(sl.deadline) {
+		sl.deadline = d
+	}
+	return sl
+}
+
+// fetchAndStore fetches r and records the outcome under key. It returns the
+// entry that changed, for a second tier to share: the one stored, or prev
+// with its next refresh point after a failed refresh; nil when none did.
+func (s *Source) fetchAndStore(ctx context.Context, key string, r Request, prev *entry, sl slot) (*entry, Token, error) {
+	now := s.now()
+	release, err := s.slots.acquire(context.WithoutCancel(ctx), sl.deadline, sl.subjectBound)
 	if err != nil {
 		// The IdP was not asked: nothing to back off from. A refresh
 		// serves the old token and tries again after a backoff.
 		if prev != nil && prev.err == nil && now.Before(prev.until) {
 			prev.refreshAt.Store(now.Add(backoff(int(prev.refreshFails.Add(1)))).UnixNano())
-			return prev.tok, nil
+			return prev, prev.tok, nil
 		}
-		return Token{}, err
+		return nil, Token{}, err
 	}
 	defer release()
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.timeout)
@@ -301,10 +335,10 @@ func (s *Source) load(ctx context.Context, key string, r Request, refresh bool) 
 			// A refresh failed: serve the old token and retry later.
 			n := prev.refreshFails.Add(1)
 			prev.refreshAt.Store(now.Add(failureWindow(int(n), err)).UnixNano())
-			return prev.tok, nil
+			return prev, prev.tok, nil
 		}
 		if errors.Is(err, context.Canceled) {
-			return Token{}, err
+			return nil, Token{}, err
 		}
 		fails := 1
 		if prev != nil && prev.err != nil {
@@ -312,16 +346,19 @@ func (s *Source) load(ctx context.Context, key string, r Request, refresh bool) 
 		}
 		window := failureWindow(fails, err)
 		err = withBackoff(err, window)
-		s.store(key, &entry{err: err, fails: fails, until: now.Add(window)}, window+failureMemory)
-		return Token{}, err
+		e := &entry{err: err, fails: fails, until: now.Add(window)}
+		s.store(key, e, window+failureMemory)
+		return e, Token{}, err
 	}
-	e := s.newEntry(tok, key, r, now)
+	e := s.newEntry(tok, r, now)
 	if now.Before(e.until) {
 		s.store(key, e, e.until.Sub(now))
-	} else if prev != nil {
+		return e, e.tok, nil
+	}
+	if prev != nil {
 		s.cache.Delete(key)
 	}
-	return e.tok, nil
+	return nil, tok, nil
 }
 
 // fetch resolves the token endpoint and asks it, telling the Observer.

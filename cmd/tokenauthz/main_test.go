@@ -35,6 +35,12 @@ services:
       history: {path: /orders/history, grant_type: token_exchange, audience: orders, token_url: https://idp.example/token}
 `
 
+// sharedCache turns the shared cache on (keys_file is written beside the config).
+const sharedCache = `
+cache:
+  shared: {addresses: ["127.0.0.1:6379"], password: redis-pw, tls: {}, keys_file: cache-keys}
+`
+
 const badConfig = `
 unmatched: maybe
 defaults: {grant_typ: none}
@@ -110,6 +116,10 @@ func TestCLI(t *testing.T) {
 	good, bad := writeConfig(t, goodConfig), writeConfig(t, badConfig)
 	ready, unready, silent, closed := healthTargets(t)
 	const authzService = "envoy.service.auth.v3.Authorization"
+	withShared := writeConfig(t, goodConfig+sharedCache)
+	if err := os.WriteFile(filepath.Join(filepath.Dir(withShared), "cache-keys"), []byte("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name     string
 		args     []string
@@ -124,17 +134,21 @@ func TestCLI(t *testing.T) {
 			[]string{"unmatched: \"maybe\"", "defaults.grant_typ: unknown key", "services.orders: grant_type client_credentials needs issuer or token_url, client_id, client_secret"}, nil},
 		{"validate-without-config", []string{"validate"}, "", 2, []string{"--config FILE"}, nil},
 		{"explain-client-credentials-endpoint", []string{"explain", "--config", good, "--method", "POST", "--url", "https://orders.internal/v1/orders"}, "", 0,
-			[]string{"service:   orders", "endpoint:  create", "grant:     client_credentials", "scope:     orders.write", "token_endpoint of https://idp.example/.well-known/openid-configuration", "grant_type=client_credentials", "scope=orders.write", "secret from defaults.client_secret (redacted)"},
+			[]string{"service:   orders", "endpoint:  create", "grant:     client_credentials", "scope:     orders.write", "token_endpoint of https://idp.example/.well-known/openid-configuration", "grant_type=client_credentials", "scope=orders.write", "secret from defaults.client_secret (redacted)", "cache:     in-process only"},
 			[]string{"very-secret-value"}},
 		{"explain-token-exchange-redacts-subject", []string{"explain", "--config", good, "--url", "https://orders.internal/v1/orders/history?page=2", "--header", "Authorization: Bearer user-token-123"}, "", 0,
 			[]string{"endpoint:  history", "grant:     token_exchange", "POST https://idp.example/token", "audience=orders", "subject_token=<redacted, 14 bytes>", "subject_token_type=urn:ietf:params:oauth:token-type:access_token"},
 			[]string{"user-token-123", "very-secret-value"}},
 		{"explain-exchange-without-token-denies", []string{"explain", "--config", good, "--url", "https://orders.internal/v1/orders/history"}, "", 0,
-			[]string{"decision:  deny 401 missing_subject_token"}, nil},
+			[]string{"decision:  deny 401 missing_subject_token", "cache:     in-process only"}, nil},
 		{"explain-context-extension", []string{"explain", "--config", good, "--url", "http://anything/x", "--context", "service=orders", "--context", "endpoint=create"}, "", 0,
 			[]string{"endpoint:  create", "scope:     orders.write"}, nil},
 		{"explain-unknown-host-denies", []string{"explain", "--config", good, "--url", "https://nope.internal/"}, "", 0,
 			[]string{"decision:  deny 403 no_matching_service"}, nil},
+		{"validate-shared-cache", []string{"validate", "--config", withShared}, "", 0, []string{"ok (1 services)"}, nil},
+		{"explain-shared-cache-on", []string{"explain", "--config", withShared, "--url", "https://orders.internal/v1/x"}, "", 0,
+			[]string{`cache:     in-process, then shared: standalone Redis 127.0.0.1:6379, TLS, prefix "tokenauthz:", 1 keys in `},
+			[]string{"AQEBAQEB", "redis-pw"}},
 		{"explain-bad-url", []string{"explain", "--config", good, "--url", "/relative"}, "", 2, []string{"want an absolute URL"}, nil},
 		{"version", []string{"version"}, "", 0, []string{"tokenauthz "}, nil},
 		{"unknown-command", []string{"frobnicate", "--config", good}, "", 2, []string{"unknown command"}, nil},

@@ -26,6 +26,7 @@ import (
 	"github.com/tokenauthz/tokenauthz/internal/tracing"
 	"github.com/tokenauthz/tokenauthz/scopes"
 	"github.com/tokenauthz/tokenauthz/tokens"
+	"github.com/tokenauthz/tokenauthz/tokens/shared"
 )
 
 // ShutdownGrace bounds how long in-flight checks may take to finish on stop.
@@ -47,6 +48,7 @@ type App struct {
 	endWatch  context.CancelFunc // ends stopping
 	metrics   *metrics.Metrics
 	tracing   *tracing.Tracing
+	shared    *shared.Cache // nil unless cache.shared is set
 	ctx       context.Context
 	cancel    context.CancelFunc
 	errs      chan error
@@ -79,6 +81,13 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 	a.discovery = &tokens.Discovery{HTTP: idp, Timeout: cfg.TokenRequest.Timeout, Log: log.With("component", "discovery")}
 	a.discovery.Track(ctx, Issuers(cfg))
 	a.metrics = metrics.New(func() tokens.CacheStats { return a.Source.Stats() })
+	tier, err := a.startShared(cfg)
+	if err != nil {
+		cancel()
+		grpcLis.Close()
+		httpLis.Close()
+		return nil, fmt.Errorf("shared cache: %w", err)
+	}
 	a.Source = tokens.NewSource(tokens.Options{
 		Fetcher:       &tokens.Client{HTTP: idp, TLSTransport: a.mtlsTransport(cfg.TokenRequest)},
 		Discovery:     a.discovery,
@@ -88,6 +97,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 		MaxEntries:    cfg.Cache.MaxEntries,
 		Timeout:       cfg.TokenRequest.Timeout,
 		MaxInFlight:   cfg.TokenRequest.MaxInFlight,
+		Shared:        tier,
 	})
 	a.Authz = authz.New(cfg, a.Source, authz.Options{Log: log.With("component", "authz"), Observer: a.metrics})
 
@@ -109,6 +119,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 	go func() { a.errs <- a.http.Serve(httpLis) }()
 	go a.followReadiness()
 	log.Info("serving", "grpc", a.GRPCAddr(), "http", a.HTTPAddr(), "config", cfg.Path, "services", len(cfg.Routes.Services()))
+	a.prewarm(cfg)
 	return a, nil
 }
 
@@ -152,6 +163,7 @@ func (a *App) Shutdown() {
 		a.grpc.Stop()
 	}
 	a.cancel()
+	a.closeShared()
 	if err := a.tracing.Shutdown(ctx); err != nil {
 		a.log.Warn("tracing shutdown", "err", err)
 	}

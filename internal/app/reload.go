@@ -37,15 +37,17 @@ func (a *App) reload(path, trigger string) error {
 	}
 	old := a.Authz.Config()
 	level, attrs := slog.LevelInfo, []any{"config", path, "trigger", trigger, "services", len(cfg.Routes.Services())}
-	if cfg.Listen != old.Listen || cfg.Cache != old.Cache || cfg.TokenRequest.Timeout != old.TokenRequest.Timeout ||
+	if cfg.Listen != old.Listen || !cfg.Cache.Equal(old.Cache) || cfg.TokenRequest.Timeout != old.TokenRequest.Timeout ||
 		cfg.TokenRequest.CAFile != old.TokenRequest.CAFile || cfg.TokenRequest.MaxInFlight != old.TokenRequest.MaxInFlight {
 		level, attrs = slog.LevelWarn, append(attrs, "ignored_until_restart", "listen, cache and token_request settings change only on restart")
 	}
+	a.rotateKeys(cfg) // keys_file is re-read on reload; the rest of cache waits for a restart
 	cfg.Listen, cfg.Cache, cfg.TokenRequest = old.Listen, old.Cache, old.TokenRequest
 	a.discovery.Track(a.ctx, Issuers(cfg))
 	a.Authz.Reload(cfg)
 	a.syncHealth() // the new config's issuers may not be discovered yet
 	a.log.Log(context.Background(), level, "config reloaded", attrs...)
+	a.prewarm(cfg)
 	return nil
 }
 

@@ -61,8 +61,13 @@ func (r Request) Input() (authz.Input, error) {
 	return in, errors.Join(errs...)
 }
 
-// Write explains in under cfg to w.
+// Write explains in under cfg to w, and where tokens are cached.
 func Write(w io.Writer, cfg *config.Config, in authz.Input) {
+	write(w, cfg, in)
+	fmt.Fprintf(w, "cache:     %s\n", cacheLine(cfg.Cache))
+}
+
+func write(w io.Writer, cfg *config.Config, in authz.Input) {
 	p, err := authz.PlanFor(cfg, in)
 	d := authz.Preview(p, in, err)
 	fmt.Fprintf(w, "request:   %s %s (host %s)\n", in.Method, in.Path, in.Host)
@@ -127,6 +132,24 @@ func Write(w io.Writer, cfg *config.Config, in authz.Input) {
 		}
 		fmt.Fprintf(w, "  %s=%s\n", k, v)
 	}
+}
+
+// cacheLine says where the token is cached: in process, and in Redis when
+// the shared cache is on.
+func cacheLine(c config.Cache) string {
+	s := c.Shared
+	if s == nil {
+		return "in-process only (cache.shared not set)"
+	}
+	kind := "standalone Redis"
+	if len(s.Addresses) > 1 {
+		kind = "Redis Cluster"
+	}
+	tls := ""
+	if s.TLS != nil {
+		tls = ", TLS"
+	}
+	return fmt.Sprintf("in-process, then shared: %s %s%s, prefix %q, %d keys in %s", kind, strings.Join(s.Addresses, " "), tls, s.Prefix, len(s.Keys), s.KeysFile)
 }
 
 func methods(m []string) string {

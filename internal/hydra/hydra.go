@@ -25,6 +25,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -47,12 +48,26 @@ type Hydra struct {
 	admin         string
 	http          *http.Client
 	tokenRequests atomic.Int64
+	byClient      sync.Map // client id (HTTP Basic) -> *atomic.Int64
+}
+
+// Options change how Hydra runs; the zero value is Hydra's defaults.
+type Options struct {
+	// AccessTokenTTL is the lifetime of issued access tokens (Hydra's
+	// ttl.access_token, default 1h).
+	AccessTokenTTL time.Duration
 }
 
 // Start runs `hydra serve all --dev` for the test and stops it in
 // t.Cleanup. It returns once Hydra is ready and its signing keys exist, so
 // the first token request is as fast as later ones.
 func Start(t testing.TB) *Hydra {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with o.
+func StartWith(t testing.TB, o Options) *Hydra {
 	t.Helper()
 	bin := testtools.Path(t, "hydra", "TOKENAUTHZ_HYDRA")
 
@@ -75,7 +90,7 @@ func Start(t testing.TB) *Hydra {
 	h.issuer = proxy.URL + "/"
 
 	for attempt := 1; ; attempt++ {
-		err := h.launch(t, bin, &target)
+		err := h.launch(t, bin, &target, o)
 		if err == nil {
 			return h
 		}
@@ -91,15 +106,12 @@ func Start(t testing.TB) *Hydra {
 // through it.
 func (h *Hydra) Issuer() string { return h.issuer }
 
-// TokenRequests counts the POSTs to the token endpoint seen by the proxy.
-func (h *Hydra) TokenRequests() int { return int(h.tokenRequests.Load()) }
-
 var errExited = errors.New("exited")
 
 // launch starts Hydra on fresh ports and waits until it is ready. It
 // returns an error wrapping errExited when Hydra stopped by itself, the
 // usual sign of a port taken meanwhile.
-func (h *Hydra) launch(t testing.TB, bin string, target *atomic.Pointer[url.URL]) error {
+func (h *Hydra) launch(t testing.TB, bin string, target *atomic.Pointer[url.URL], o Options) error {
 	t.Helper()
 	ports, err := freePorts(2)
 	if err != nil {
@@ -129,6 +141,9 @@ func (h *Hydra) launch(t testing.TB, bin string, target *atomic.Pointer[url.URL]
 		"SERVE_ADMIN_HOST=127.0.0.1",
 		"SERVE_ADMIN_PORT="+strconv.Itoa(ports[1]),
 	)
+	if o.AccessTokenTTL > 0 {
+		cmd.Env = append(cmd.Env, "TTL_ACCESS_TOKEN="+o.AccessTokenTTL.String())
+	}
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -210,16 +225,6 @@ func (h *Hydra) get(ctx context.Context, u string) error {
 		return fmt.Errorf("GET %s: %s", u, resp.Status)
 	}
 	return nil
-}
-
-// count wraps the proxy's handler to count token requests.
-func (h *Hydra) count(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodPost && r.URL.Path == "/oauth2/token" {
-			h.tokenRequests.Add(1)
-		}
-		next.ServeHTTP(w, r)
-	})
 }
 
 // freePorts returns n distinct loopback ports that were free a moment ago.
