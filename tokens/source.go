@@ -133,7 +133,7 @@ type Source struct {
 	group   singleflight.Group
 	evictMu sync.Mutex
 	ids     *sync.Map // Token.ID -> Key, for the entries holding a token
-	purged  sync.Map // Key -> time of its last Purge
+	purged  sync.Map  // Key -> time of its last Purge
 	purges  atomic.Uint64
 
 	hits, misses, backoffs, refreshes, fetches, evictions atomic.Uint64
