@@ -28,6 +28,7 @@ var (
 	ErrDuplicateRoute     = errors.New("duplicate route")
 	ErrEnv                = errors.New("environment variable not set")
 	ErrSecretFile         = errors.New("unreadable secret file")
+	ErrInsecureHTTP       = errors.New("credentials in clear")
 )
 
 // Unmatched says what to do with a request no service matches.
@@ -46,6 +47,10 @@ type Config struct {
 	Cache        Cache
 	TokenRequest TokenRequest
 	Routes       *scopes.Table
+	// Warnings are things that load but are likely not what was meant (no
+	// services, a host with a trailing dot), each "file: key: why".
+	// validate prints them and serve logs them; neither fails on them.
+	Warnings []string
 }
 
 // Listen holds the listener addresses.
@@ -94,6 +99,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg, errs := parse(name, data)
 	if len(errs) == 0 {
 		cfg.Path = name
+		for i, w := range cfg.Warnings {
+			cfg.Warnings[i] = name + ": " + w
+		}
 	} else {
 		for i, err := range errs {
 			errs[i] = fmt.Errorf("%s: %w", name, err)
@@ -132,6 +140,7 @@ func parse(name string, data []byte) (*Config, []error) {
 		}
 	}
 	cfg := b.build(raw)
+	cfg.Warnings = b.warnings
 	return cfg, append(errs, b.errs...)
 }
 

@@ -50,6 +50,9 @@ type rawAuth struct {
 	SubjectTokenType   *string   `yaml:"subject_token_type"`
 	RequestedTokenType *string   `yaml:"requested_token_type"`
 	Header             *string   `yaml:"header"`
+	// AllowInsecureHTTP permits an http:// issuer or token_url set at the
+	// same level to name a host that is not loopback.
+	AllowInsecureHTTP *bool `yaml:"allow_insecure_http"`
 }
 
 type rawService struct {
