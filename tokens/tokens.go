@@ -17,6 +17,15 @@ const (
 	GrantTokenExchange     = "urn:ietf:params:oauth:grant-type:token-exchange"
 )
 
+// GrantName is the short name of a grant type, as metrics and logs show
+// it: client_credentials, token_exchange (not the RFC 8693 URN).
+func GrantName(grantType string) string {
+	if grantType == GrantTokenExchange {
+		return "token_exchange"
+	}
+	return grantType
+}
+
 // Request is one token request, fully resolved: everything that makes the
 // token differ is here, so the cache key is derived from it alone.
 type Request struct {

@@ -46,6 +46,7 @@ func (a *App) reload(path, trigger string) error {
 	a.Authz.Reload(cfg)
 	a.syncHealth() // the new config's issuers may not be discovered yet
 	a.log.Log(context.Background(), level, "config reloaded", attrs...)
+	logWarnings(a.log, cfg)
 	return nil
 }
 
