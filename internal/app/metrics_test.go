@@ -56,16 +56,7 @@ func TestMetricsMeanWhatTheySay(t *testing.T) {
 			}
 			f.decide(t, "orders.internal", "")
 			_, body := f.get(t, "/metrics")
-			for _, w := range tt.want {
-				if !hasLine(body, w) {
-					t.Errorf("/metrics lacks the line %s", w)
-				}
-			}
-			for _, n := range tt.never {
-				if strings.Contains(body, n) {
-					t.Errorf("/metrics has %s", n)
-				}
-			}
+			assertMetrics(t, body, tt.want, tt.never)
 			if at := gauge(t, body, "tokenauthz_config_last_reload_timestamp_seconds"); at < float64(started.Unix()) || at > float64(time.Now().Unix()+1) {
 				t.Errorf("last reload at %v, want the start (%d)", at, started.Unix())
 			}
@@ -114,16 +105,7 @@ func TestReloadMetrics(t *testing.T) {
 				f.app.Reload(f.path)
 			}
 			_, body := f.get(t, "/metrics")
-			for _, w := range s.want {
-				if !hasLine(body, w) {
-					t.Errorf("/metrics lacks the line %s", w)
-				}
-			}
-			for _, n := range s.never {
-				if strings.Contains(body, n) {
-					t.Errorf("/metrics still has %s", n)
-				}
-			}
+			assertMetrics(t, body, s.want, s.never)
 			if at := gauge(t, body, "tokenauthz_config_last_reload_timestamp_seconds"); s.file != "" && at < float64(before.Unix()) {
 				t.Errorf("last reload at %v, before this reload (%d)", at, before.Unix())
 			}
@@ -164,6 +146,22 @@ func TestConfigWarningsAreLogged(t *testing.T) {
 	}
 	if want := prefix + `services.orders.hosts[0]: \"orders.\" is matched as \"orders\"`; !strings.Contains(logs.String(), want) {
 		t.Errorf("reload: log lacks %s:\n%s", want, logs)
+	}
+}
+
+// assertMetrics: a /metrics body holds each want as a whole line, and no
+// never anywhere.
+func assertMetrics(t *testing.T, body string, want, never []string) {
+	t.Helper()
+	for _, w := range want {
+		if !hasLine(body, w) {
+			t.Errorf("/metrics lacks the line %s", w)
+		}
+	}
+	for _, n := range never {
+		if strings.Contains(body, n) {
+			t.Errorf("/metrics has %s", n)
+		}
 	}
 }
 
