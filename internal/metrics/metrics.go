@@ -28,7 +28,10 @@ type Metrics struct {
 	reloadOK      prometheus.Gauge
 	reloadTime    prometheus.Gauge
 	checkSeries   sync.Map // checkLabels -> checkSeries: label lookups once per series, not per check
+	notSentSeries sync.Map // notSentLabels -> prometheus.Counter: one per check in a flood of misses
 }
+
+type notSentLabels struct{ service, grant, reason string }
 
 type checkLabels struct {
 	reason  authz.Reason
@@ -115,8 +118,15 @@ func (m *Metrics) ObserveFetch(r tokens.Request, outcome string, elapsed time.Du
 }
 
 // ObserveNotSent counts a token request that was needed but never sent.
+// A flood of bogus bearer tokens makes one per check, so each series is
+// looked up once and kept, as in ObserveCheck.
 func (m *Metrics) ObserveNotSent(r tokens.Request, reason string) {
-	m.notSent.WithLabelValues(r.Service, tokens.GrantName(r.GrantType), reason).Inc()
+	key := notSentLabels{r.Service, tokens.GrantName(r.GrantType), reason}
+	c, ok := m.notSentSeries.Load(key)
+	if !ok {
+		c, _ = m.notSentSeries.LoadOrStore(key, m.notSent.WithLabelValues(key.service, key.grant, key.reason))
+	}
+	c.(prometheus.Counter).Inc()
 }
 
 // ObserveLoad records the configuration the app started with: accepted,
