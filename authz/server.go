@@ -157,7 +157,7 @@ func (s *Server) finish(d Decision, start time.Time) Decision {
 			slog.Bool("allowed", d.Allowed()),
 			slog.String("reason", string(d.Reason)),
 			slog.String("message", d.Message),
-			slog.Duration("latency", elapsed),
+			slog.Float64("latency_ms", float64(elapsed.Microseconds())/1000), // milliseconds, to the microsecond
 		)
 	}
 	return d

@@ -22,6 +22,7 @@ type builder struct {
 	dir      string          // the config file's folder: relative secret files are read from here
 	reported map[string]bool // keys whose value failed to decode: already reported
 	errs     []error
+	warnings []string
 
 	// Credentials (credentials.go): built once per level, shared where equal.
 	fileKeys   map[string]string // resolved credential file -> the key that first named it
@@ -82,6 +83,9 @@ func (b *builder) build(raw rawFile) *Config {
 	}
 
 	root := b.layer("defaults", raw.Defaults)
+	if len(raw.Services) == 0 {
+		b.warnNoServices(cfg.Unmatched)
+	}
 	var specs []scopes.ServiceSpec
 	for _, name := range sortedKeys(raw.Services) {
 		specs = append(specs, b.service(name, raw.Services[name]))
@@ -122,6 +126,8 @@ func (b *builder) service(name string, raw rawService) scopes.ServiceSpec {
 	for i, h := range raw.Hosts {
 		if !validHost(h) {
 			b.fail(fmt.Sprintf("%s.hosts[%d]", key, i), ErrInvalidValue, "%q is not a host or host:port (ASCII only: write an internationalized name in its xn-- form)", h)
+		} else {
+			b.warnTrailingDot(fmt.Sprintf("%s.hosts[%d]", key, i), h)
 		}
 	}
 	for i, r := range raw.Routes {
@@ -136,13 +142,15 @@ func (b *builder) service(name string, raw rawService) scopes.ServiceSpec {
 		if !strings.HasPrefix(ep.Path, "/") {
 			b.fail(epKey+".path", ErrInvalidValue, "%q must start with /", ep.Path)
 		}
-		for _, m := range ep.Methods {
-			if !isToken(m) {
-				b.fail(epKey+".methods", ErrInvalidValue, "%q is not an HTTP method", m)
-			}
+		var methods []string
+		if ep.Methods != nil {
+			methods = make([]string, len(ep.Methods))
+		}
+		for i, m := range ep.Methods {
+			methods[i] = b.method(epKey+".methods", m)
 		}
 		spec.Endpoints = append(spec.Endpoints, scopes.EndpointSpec{
-			Name: epName, Path: ep.Path, Methods: ep.Methods, Layer: b.layer(epKey, ep.rawAuth),
+			Name: epName, Path: ep.Path, Methods: methods, Layer: b.layer(epKey, ep.rawAuth),
 		})
 	}
 	return spec
@@ -151,11 +159,14 @@ func (b *builder) service(name string, raw rawService) scopes.ServiceSpec {
 // layer converts one level's auth keys, checking each value it can check alone.
 func (b *builder) layer(key string, raw rawAuth) scopes.Layer {
 	var l scopes.Layer
+	insecureOK := raw.AllowInsecureHTTP != nil && *raw.AllowInsecureHTTP
 	if raw.Issuer != nil || raw.TokenURL != nil {
 		l.TokenEndpoint = &scopes.TokenEndpoint{
-			Issuer:   b.url(key+".issuer", raw.Issuer),
-			TokenURL: b.url(key+".token_url", raw.TokenURL),
+			Issuer:   b.url(key+".issuer", raw.Issuer, insecureOK),
+			TokenURL: b.url(key+".token_url", raw.TokenURL, insecureOK),
 		}
+	} else if raw.AllowInsecureHTTP != nil {
+		b.fail(key+".allow_insecure_http", ErrInvalidValue, "applies to the issuer and token_url set at the same level, and this level sets neither")
 	}
 	l.ClientID = ptr(raw.ClientID, b.expand(key+".client_id", raw.ClientID))
 	switch {
@@ -279,7 +290,6 @@ func (b *builder) readSecret(key, file string) string {
 	return secret
 }
 
-// url expands and checks an issuer or token URL.
 // caFile reads PEM certificates and adds them to the system's pool.
 func (b *builder) caFile(key, file string) (string, *x509.CertPool) {
 	if file == "" {
@@ -305,7 +315,9 @@ func (b *builder) caFile(key, file string) (string, *x509.CertPool) {
 	return file, pool
 }
 
-func (b *builder) url(key string, raw *string) string {
+// url expands and checks an issuer or token URL: absolute http(s), and
+// https unless the host is loopback or insecureOK (allow_insecure_http).
+func (b *builder) url(key string, raw *string, insecureOK bool) string {
 	s, ok := b.expandOK(key, raw)
 	if s == "" || !ok {
 		return s
@@ -313,6 +325,11 @@ func (b *builder) url(key string, raw *string) string {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		b.fail(key, ErrInvalidValue, "%q is not an absolute http(s) URL", s)
+		return s
+	}
+	if u.Scheme == "http" && !insecureOK && !loopback(u.Hostname()) {
+		b.fail(key, ErrInsecureHTTP, "%q is plain http to a host that is not loopback: %s would cross the network in clear; use https, or set allow_insecure_http: true beside it",
+			s, inClear(key))
 	}
 	return s
 }

@@ -28,6 +28,7 @@ var (
 	ErrDuplicateRoute     = errors.New("duplicate route")
 	ErrEnv                = errors.New("environment variable not set")
 	ErrSecretFile         = errors.New("unreadable secret file")
+	ErrInsecureHTTP       = errors.New("credentials in clear")
 )
 
 // Unmatched says what to do with a request no service matches.
@@ -48,6 +49,10 @@ type Config struct {
 	Routes       *scopes.Table
 
 	creds map[*scopes.Settings]*Credentials // per level of Routes, see Credentials
+	// Warnings are things that load but are likely not what was meant (no
+	// services, a host with a trailing dot), each "file: key: why".
+	// validate prints them and serve logs them; neither fails on them.
+	Warnings []string
 }
 
 // Listen holds the listener addresses.
@@ -99,6 +104,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	cfg, errs := parse(name, data)
 	if len(errs) == 0 {
 		cfg.Path = name
+		for i, w := range cfg.Warnings {
+			cfg.Warnings[i] = name + ": " + w
+		}
 	} else {
 		for i, err := range errs {
 			errs[i] = fmt.Errorf("%s: %w", name, err)
@@ -137,6 +145,7 @@ func parse(name string, data []byte) (*Config, []error) {
 		}
 	}
 	cfg := b.build(raw)
+	cfg.Warnings = b.warnings
 	return cfg, append(errs, b.errs...)
 }
 

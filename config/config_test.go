@@ -213,6 +213,11 @@ func TestLoadBad(t *testing.T) {
 		{"path-without-slash", ErrInvalidValue, `services.orders.endpoints.create.path: "orders" must start with /`},
 		{"path-prefix-without-slash", ErrInvalidValue, `services.orders.path_prefix: "v1" must start with /`},
 		{"bad-method", ErrInvalidValue, `services.orders.endpoints.create.methods: "POST ME" is not an HTTP method`},
+		{"unknown-method", ErrInvalidValue, `services.orders.endpoints.create.methods: "PSOT" is not a method of the IANA HTTP Method Registry (a typo?); write an extension method as "ext:PSOT"`},
+		{"bad-extension-method", ErrInvalidValue, `services.cache.endpoints.purge.methods: "ext:PURGE ALL": "PURGE ALL" is not an HTTP method token`},
+		{"insecure-token-url", ErrInsecureHTTP, `defaults.token_url: "http://idp.internal/oauth2/token" is plain http to a host that is not loopback: the client secret and subject tokens would cross the network in clear; use https, or set allow_insecure_http: true beside it`},
+		{"insecure-issuer", ErrInsecureHTTP, `services.orders.issuer: "http://login.orders.internal:8080/realms/orders" is plain http to a host that is not loopback: the discovery document`},
+		{"allow-insecure-without-url", ErrInvalidValue, "services.orders.allow_insecure_http: applies to the issuer and token_url set at the same level, and this level sets neither"},
 		{"bad-header", ErrInvalidValue, `defaults.header: "x token" is not a header name`},
 		{"bad-issuer", ErrInvalidValue, `defaults.issuer: "idp.example" is not an absolute http(s) URL`},
 		{"bad-host", ErrInvalidValue, `services.orders.hosts[1]: "orders.internal:http" is not a host or host:port`},
@@ -351,7 +356,8 @@ func TestParse(t *testing.T) {
 			name: "empty-file-gets-built-in-defaults",
 			yaml: "",
 			check: func(t *testing.T, cfg *Config) {
-				want := Config{Path: "x.yaml", Listen: defaults.Listen, Unmatched: UnmatchedDeny, Cache: defaults.Cache, TokenRequest: defaults.TokenRequest}
+				want := Config{Path: "x.yaml", Listen: defaults.Listen, Unmatched: UnmatchedDeny, Cache: defaults.Cache, TokenRequest: defaults.TokenRequest,
+					Warnings: []string{"x.yaml: services: no services configured: every request is unmatched and denied 403 (unmatched: deny)"}}
 				cfg.Routes, cfg.creds = nil, nil
 				if !reflect.DeepEqual(*cfg, want) {
 					t.Errorf("got %+v, want %+v", *cfg, want)
@@ -459,6 +465,126 @@ func TestParse(t *testing.T) {
 				t.Fatalf("Parse: %v", err)
 			}
 			tt.check(t, cfg)
+		})
+	}
+}
+
+// TestParseMethods: registered methods in any case, extension methods
+// behind ext:, and nothing else.
+func TestParseMethods(t *testing.T) {
+	tests := []struct {
+		name    string
+		methods string
+		want    []string // as matching sees them; nil: an error
+		match   string   // a request method the endpoint must take
+	}{
+		{"registered", "[GET, POST, PATCH, PROPFIND, VERSION-CONTROL]", []string{"GET", "POST", "PATCH", "PROPFIND", "VERSION-CONTROL"}, "PROPFIND"},
+		{"registered-any-case", "[get, Delete]", []string{"GET", "DELETE"}, "delete"},
+		{"space-separated-string", "'GET HEAD'", []string{"GET", "HEAD"}, "HEAD"},
+		{"extension-in-a-flow-list", "[ext:PURGE]", []string{"PURGE"}, "PURGE"},
+		{"extension-quoted", `["ext:QUERY", GET]`, []string{"QUERY", "GET"}, "QUERY"},
+		{"extension-of-a-registered-name", "[ext:GET]", []string{"GET"}, "GET"},
+		{"typo", "[PSOT]", nil, ""},
+		{"unregistered-lower-case", "[purge]", nil, ""},
+		{"extension-marker-alone", "['ext:']", nil, ""},
+		{"marker-in-capitals-is-no-marker", "['EXT:PURGE']", nil, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("x.yaml", []byte("services: {s: {hosts: [s], endpoints: {e: {path: /e, methods: "+tt.methods+"}}}}"))
+			if tt.want == nil {
+				if !errors.Is(err, ErrInvalidValue) || !strings.Contains(err.Error(), "services.s.endpoints.e.methods: ") {
+					t.Fatalf("error = %v, want an invalid services.s.endpoints.e.methods", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			ep := cfg.Routes.Services()[0].Endpoints[0]
+			if !reflect.DeepEqual(ep.Methods, tt.want) {
+				t.Errorf("methods = %q, want %q", ep.Methods, tt.want)
+			}
+			m, err := cfg.Routes.Match(scopes.Request{Host: "s", Path: "/e", Method: tt.match})
+			if err != nil || m.EndpointName() != "e" {
+				t.Errorf("a %s request matched endpoint %q, %v; want e", tt.match, m.EndpointName(), err)
+			}
+		})
+	}
+}
+
+// TestParseInsecureHTTP: plain http carries the secret only to loopback,
+// unless allow_insecure_http is set beside the URL.
+func TestParseInsecureHTTP(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		err  string // "" when accepted; else the key that fails
+	}{
+		{"https", "defaults: {token_url: 'https://idp.example/token'}", ""},
+		{"loopback-v4", "defaults: {token_url: 'http://127.0.0.1:4444/token'}", ""},
+		{"loopback-v4-range", "defaults: {issuer: 'http://127.1.2.3/'}", ""},
+		{"loopback-v6", "defaults: {token_url: 'http://[::1]:4444/token'}", ""},
+		{"localhost", "defaults: {issuer: 'http://LocalHost:8080/realms/x'}", ""},
+		{"localhost-trailing-dot", "defaults: {issuer: 'http://localhost.:8080/'}", ""},
+		{"opt-in-beside-the-url", "defaults: {token_url: 'http://keycloak:8080/token', allow_insecure_http: true}", ""},
+		{"opt-in-at-the-service", "services: {s: {issuer: 'http://keycloak:8080/', allow_insecure_http: true}}", ""},
+		{"opt-in-at-the-endpoint", "services: {s: {endpoints: {e: {path: /e, token_url: 'http://idp/t', allow_insecure_http: true}}}}", ""},
+		{"remote-token-url", "defaults: {token_url: 'http://idp.internal/token'}", "defaults.token_url"},
+		{"remote-issuer", "defaults: {issuer: 'http://idp.internal/'}", "defaults.issuer"},
+		{"ip-not-loopback", "services: {s: {token_url: 'http://192.0.2.1/token'}}", "services.s.token_url"},
+		{"localhost-lookalike", "defaults: {token_url: 'http://localhost.evil.example/token'}", "defaults.token_url"},
+		{"opt-in-false", "defaults: {token_url: 'http://idp/t', allow_insecure_http: false}", "defaults.token_url"},
+		{"opt-in-does-not-cover-children", "defaults: {issuer: 'http://a/', allow_insecure_http: true}\nservices: {s: {token_url: 'http://b/t'}}", "services.s.token_url"},
+		{"from-env", "defaults: {token_url: '${TOKENAUTHZ_TEST_IDP}/token'}", "defaults.token_url"},
+	}
+	t.Setenv("TOKENAUTHZ_TEST_IDP", "http://idp.internal")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("x.yaml", []byte(tt.yaml))
+			if tt.err == "" {
+				if err != nil {
+					t.Fatalf("Parse: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrInsecureHTTP) || !strings.Contains(err.Error(), "x.yaml: "+tt.err+": ") || len(problems(err)) != 1 {
+				t.Fatalf("error = %v, want one ErrInsecureHTTP at %s", err, tt.err)
+			}
+		})
+	}
+}
+
+// TestParseWarnings: what loads but likely misleads is a warning, not an
+// error, each naming the file and key.
+func TestParseWarnings(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"no-services", "unmatched: allow", []string{"x.yaml: services: no services configured: every request is unmatched and passed through untouched (unmatched: allow)"}},
+		{"empty-services", "services: {}", []string{"x.yaml: services: no services configured: every request is unmatched and denied 403 (unmatched: deny)"}},
+		{"trailing-dot", "services: {s: {hosts: [s, 'orders.', 'orders.internal.:8443', '[::1]']}}", []string{
+			`x.yaml: services.s.hosts[1]: "orders." is matched as "orders": a trailing dot is dropped from configured and request hosts alike; write it without the dot`,
+			`x.yaml: services.s.hosts[2]: "orders.internal.:8443" is matched as "orders.internal:8443": a trailing dot is dropped`,
+		}},
+		{"none", "services: {s: {hosts: [s, 'a.b:80']}}", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse("x.yaml", []byte(tt.yaml))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(cfg.Warnings) != len(tt.want) {
+				t.Fatalf("warnings = %q, want %d", cfg.Warnings, len(tt.want))
+			}
+			for i, w := range tt.want {
+				if !strings.HasPrefix(cfg.Warnings[i], w) {
+					t.Errorf("warning %d = %q, want %q", i, cfg.Warnings[i], w)
+				}
+			}
 		})
 	}
 }

@@ -68,6 +68,9 @@ type rawAuth struct {
 	HeaderFormat            *string           `yaml:"header_format"`
 	Callers                 *strList          `yaml:"callers"`
 	RemoveHeaders           *strList          `yaml:"remove_headers"`
+	// AllowInsecureHTTP permits an http:// issuer or token_url set at the
+	// same level to name a host that is not loopback.
+	AllowInsecureHTTP *bool `yaml:"allow_insecure_http"`
 }
 
 type rawService struct {

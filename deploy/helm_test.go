@@ -128,7 +128,7 @@ func TestHelmTemplate(t *testing.T) {
 	}{
 		{"", expect{pdb: true, spread: true, minReplicas: 2}, nil},
 		{"ci/minimal-values.yaml", expect{pdb: true, spread: true, minReplicas: 2}, nil},
-		{"ci/production-values.yaml", expect{pdb: true, spread: true, hpa: true, serviceMonitor: true, networkPolicy: true, minReplicas: 3}, nil},
+		{"ci/production-values.yaml", expect{pdb: true, spread: true, hpa: true, serviceMonitor: true, networkPolicy: true, prometheusRule: true, dashboard: true, minReplicas: 3}, nil},
 		{"ci/istio-egress-values.yaml", expect{pdb: true, spread: true, networkPolicy: true, minReplicas: 2}, checkIstioEgress},
 		{"ci/existing-configmap-values.yaml", expect{minReplicas: 1}, func(t *testing.T, b bundle, p pod, _ *config.Config) {
 			if n := len(all[*corev1.ConfigMap](b)); n != 0 {
@@ -142,6 +142,7 @@ func TestHelmTemplate(t *testing.T) {
 			p := tokenauthzPod(t, b)
 			checkPod(t, b, p)
 			checkRelations(t, b, p, tc.want)
+			checkMonitoring(t, b, tc.want)
 			var cfg *config.Config
 			t.Run("config-loads-from-the-pod-volumes", func(t *testing.T) { cfg = loadPodConfig(t, b, p, w) })
 			if tc.extra != nil {

@@ -24,7 +24,8 @@ import (
 )
 
 // kubeTypes gives, per "apiVersion kind", the Go type an object must
-// decode into: the Kubernetes API's, prometheus-operator's (ServiceMonitor),
+// decode into: the Kubernetes API's, prometheus-operator's (ServiceMonitor,
+// PrometheusRule),
 // Gateway API's and Envoy Gateway's.
 var kubeTypes = map[string]func() any{
 	"gateway.networking.k8s.io/v1 GatewayClass":        func() any { return &gwapiv1.GatewayClass{} },
@@ -41,6 +42,7 @@ var kubeTypes = map[string]func() any{
 	"autoscaling/v2 HorizontalPodAutoscaler":  func() any { return &autoscalingv2.HorizontalPodAutoscaler{} },
 	"networking.k8s.io/v1 NetworkPolicy":      func() any { return &networkingv1.NetworkPolicy{} },
 	"monitoring.coreos.com/v1 ServiceMonitor": func() any { return &monitoringv1.ServiceMonitor{} },
+	"monitoring.coreos.com/v1 PrometheusRule": func() any { return &monitoringv1.PrometheusRule{} },
 }
 
 // splitDocuments returns each document of a multi-document YAML stream,

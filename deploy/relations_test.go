@@ -15,6 +15,7 @@ import (
 // expect says which optional objects a bundle must hold.
 type expect struct {
 	pdb, spread, hpa, serviceMonitor, networkPolicy bool
+	prometheusRule, dashboard                       bool
 	minReplicas                                     int32 // replicas, or the HPA's minimum
 }
 

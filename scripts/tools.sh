@@ -7,7 +7,8 @@
 # What it needs from the machine (checked first, before anything is
 # installed, so a missing piece fails at once with its name, not half-way):
 #   - bash 4 or later, and Go at least the version go.mod names: Hydra,
-#     Caddy, grpcurl, Helm and ghz are built from the Go module proxy;
+#     Caddy, grpcurl, Helm, promtool and ghz are built from the Go module
+#     proxy;
 #   - gcc (cgo) for Hydra's SQLite driver;
 #   - for nginx-light and docker-compose, unless they are installed already:
 #     Debian or Ubuntu with apt-get, run as root (as CI does), or as a user
@@ -36,12 +37,12 @@ SRC="$TOOLS_DIR/src"
 # The tools the tests need; installed when no names are given. Each follows
 # the shape of install_hydra: check binary and stamp, install, write the
 # stamp. Optional tools (ghz) are installed by name: scripts/tools.sh ghz.
-TOOLS=(hydra nginx caddy docker_compose grpcurl helm redis)
+TOOLS=(hydra nginx caddy docker_compose grpcurl helm redis promtool)
 
 # What each tool needs, checked by preflight: go (the Go toolchain), cc
 # (cgo with a C compiler), apt (apt-get as root or with sudo; needed only
 # when the program is not found already, which found_<name> tells).
-declare -A NEEDS=([hydra]="go cc" [nginx]=apt [caddy]=go [docker_compose]=apt [grpcurl]=go [ghz]=go [helm]=go [redis]=apt)
+declare -A NEEDS=([hydra]="go cc" [nginx]=apt [caddy]=go [docker_compose]=apt [grpcurl]=go [ghz]=go [helm]=go [redis]=apt [promtool]=go)
 
 HYDRA_VERSION=v2.3.0
 # Hydra v2.3.0 needs Ory's fork of pop; the go.mod of hydra replaces it, but
@@ -69,6 +70,10 @@ HELM_VERSION=v3.22.0
 # shared token cache's tests start their own standalone, Cluster and TLS
 # instances on free ports. Debian builds it with TLS.
 REDIS_PACKAGE=redis-server
+# promtool: checks deploy/prometheus/alerts.yaml and runs its unit tests
+# (promtool test rules) in the deploy tests. Prometheus 3 publishes its Go
+# module as v0.<minor>.<patch>: v0.316.0 is Prometheus 3.16.0.
+PROMTOOL_MODULE_VERSION=v0.316.0
 
 # stamp_ok NAME WANT: the stamp of NAME records WANT.
 stamp_ok() {
@@ -316,6 +321,39 @@ install_helm() {
 	fi
 	mv "$BIN/helm.tmp" "$BIN/helm"
 	echo "$HELM_VERSION" >"$STAMPS/helm"
+	status=installed
+}
+
+# promtool: built from the Go module proxy in its own module (Prometheus'
+# go.mod has exclude directives, which go install pkg@version refuses),
+# stamped with its release version as Prometheus' own build does.
+install_promtool() {
+	local v=${PROMTOOL_MODULE_VERSION#v0.} # v0.316.0 -> 316.0 -> release 3.16.0
+	local minor=${v%%.*}
+	local release="$((minor / 100)).$((minor % 100)).${v#*.}"
+	if [[ -x "$BIN/promtool" ]] && stamp_ok promtool "$PROMTOOL_MODULE_VERSION" &&
+		[[ "$("$BIN/promtool" --version 2>&1)" == *"version $release"* ]]; then
+		status=cached
+		return
+	fi
+	local dir="$SRC/promtool" mod=github.com/prometheus/prometheus
+	rm -rf "$dir" "$STAMPS/promtool"
+	mkdir -p "$dir"
+	if ! (
+		cd "$dir" &&
+			export GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" &&
+			go mod init tokenauthz.tools/promtool &&
+			go get "$mod/cmd/promtool@$PROMTOOL_MODULE_VERSION" &&
+			go build -ldflags "-s -w -X github.com/prometheus/common/version.Version=$release
+				-X github.com/prometheus/common/version.Revision=$PROMTOOL_MODULE_VERSION" \
+				-o "$BIN/promtool.tmp" "$mod/cmd/promtool"
+	) >"$dir.log" 2>&1; then
+		tail -n 40 "$dir.log" >&2
+		echo "promtool: build failed, full log in $dir.log" >&2
+		exit 1
+	fi
+	mv "$BIN/promtool.tmp" "$BIN/promtool"
+	echo "$PROMTOOL_MODULE_VERSION" >"$STAMPS/promtool"
 	status=installed
 }
 

@@ -18,12 +18,27 @@ type Fetcher interface {
 	Fetch(ctx context.Context, tokenURL string, r Request) (Token, error)
 }
 
-// Observer is told about every call to a token endpoint, to export metrics.
+// Observer is told about every token request, to export metrics and logs.
 // It must be fast and safe for concurrent use. r carries credentials: use
-// only fields with few values (grant type, client id, audience).
+// only fields with few values (service, grant type, client id, audience).
 type Observer interface {
+	// ObserveFetch: a request was sent to the token endpoint, with this
+	// outcome, answered (or failed) after d.
 	ObserveFetch(r Request, outcome string, d time.Duration)
+	// ObserveNotSent: a request was needed but never sent, for reason
+	// (NotSentNoEndpoint, NotSentBusy); the check got ErrUnavailable.
+	ObserveNotSent(r Request, reason string)
 }
+
+// Reasons a needed token request was not sent, as given to Observer.
+const (
+	// NotSentNoEndpoint: the token endpoint is not known: the issuer's
+	// discovery has not succeeded (yet), or the request names no endpoint.
+	NotSentNoEndpoint = "no_endpoint"
+	// NotSentBusy: no in-flight slot came free before the deadline
+	// (Options.MaxInFlight).
+	NotSentBusy = "max_in_flight"
+)
 
 // Outcomes of a fetch, as given to Observer and returned by Outcome.
 const (
@@ -145,7 +160,7 @@ type CacheStats struct {
 	Misses    uint64 // requests that waited for a fetch
 	Backoffs  uint64 // failures served from the cache within a backoff window
 	Refreshes uint64 // background refreshes started
-	Fetches   uint64 // calls to the token endpoint
+	Fetches   uint64 // requests sent to the token endpoint
 	Evictions uint64 // live entries dropped because the cache was full
 	Entries   uint64 // entries now in the cache, failures included
 }
@@ -317,6 +332,7 @@ func (s *Source) fetchAndStore(ctx context.Context, key string, r Request, prev 
 	now := s.now()
 	release, err := s.slots.acquire(context.WithoutCancel(ctx), sl.deadline, sl.subjectBound)
 	if err != nil {
+		s.notSent(r, NotSentBusy)
 		// The IdP was not asked: nothing to back off from. A refresh
 		// serves the old token and tries again after a backoff.
 		if prev != nil && prev.err == nil && now.Before(prev.until) {
@@ -361,31 +377,42 @@ func (s *Source) fetchAndStore(ctx context.Context, key string, r Request, prev 
 	return nil, tok, nil
 }
 
-// fetch resolves the token endpoint and asks it, telling the Observer.
+// fetch resolves the token endpoint and asks it. Only a request actually
+// sent counts as a fetch for the Observer and Stats: one that never left
+// because the endpoint is unknown (discovery pending or failing) is
+// observed as not sent.
 func (s *Source) fetch(ctx context.Context, r Request) (Token, error) {
+	tokenURL, err := s.endpoint(ctx, r)
+	if err != nil {
+		s.notSent(r, NotSentNoEndpoint)
+		return Token{}, err
+	}
 	s.fetches.Add(1)
 	start := time.Now()
-	tok, err := s.fetchFrom(ctx, r)
+	tok, err := s.fetcher.Fetch(ctx, tokenURL, r)
 	if s.observer != nil {
 		s.observer.ObserveFetch(r, Outcome(err), time.Since(start))
 	}
 	return tok, err
 }
 
-func (s *Source) fetchFrom(ctx context.Context, r Request) (Token, error) {
-	tokenURL := r.TokenURL
-	if tokenURL == "" {
-		if s.discovery == nil {
-			return Token{}, &Error{Class: ErrClientRejected, Description: "no token URL and no discovery"}
-		}
-		endpoint := s.discovery.Endpoint
-		if _, ok := r.Auth.(*tlsClientAuth); ok {
-			endpoint = s.discovery.MTLSEndpoint
-		}
-		var err error
-		if tokenURL, err = endpoint(ctx, r.Issuer); err != nil {
-			return Token{}, err
-		}
+// endpoint is r's token URL: the configured one, else its issuer's
+// discovered token endpoint (its mTLS alias for tls_client_auth).
+func (s *Source) endpoint(ctx context.Context, r Request) (string, error) {
+	if r.TokenURL != "" {
+		return r.TokenURL, nil
 	}
-	return s.fetcher.Fetch(ctx, tokenURL, r)
+	if s.discovery == nil {
+		return "", &Error{Class: ErrClientRejected, Description: "no token URL and no discovery"}
+	}
+	if _, ok := r.Auth.(*tlsClientAuth); ok {
+		return s.discovery.MTLSEndpoint(ctx, r.Issuer)
+	}
+	return s.discovery.Endpoint(ctx, r.Issuer)
+}
+
+func (s *Source) notSent(r Request, reason string) {
+	if s.observer != nil {
+		s.observer.ObserveNotSent(r, reason)
+	}
 }

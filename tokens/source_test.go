@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -139,8 +141,59 @@ func TestSourceStatsAndObserver(t *testing.T) {
 	if st.Hits != 1 || st.Misses != 1 || st.Fetches != 1 || st.Entries != 1 {
 		t.Errorf("Stats = %+v", st)
 	}
-	if obs.outcomes() != "ok" {
-		t.Errorf("observed %q, want ok", obs.outcomes())
+	if obs.outcomes() != "sent:ok" {
+		t.Errorf("observed %q, want sent:ok", obs.outcomes())
+	}
+}
+
+// TestSourceObservesOnlySentRequestsAsFetches: a request that never left
+// (no endpoint known, no in-flight slot) is no fetch for the Observer or
+// Stats; it is observed as not sent, with why.
+func TestSourceObservesOnlySentRequestsAsFetches(t *testing.T) {
+	down := &Discovery{HTTP: &http.Client{Timeout: time.Second}}
+	tests := []struct {
+		name     string
+		opts     Options
+		request  func() Request
+		fetchErr error // the endpoint's answer, when sent
+		hold     bool  // a first fetch holds the only in-flight slot meanwhile
+		want     string
+		fetches  uint64
+	}{
+		{"sent", Options{}, ccRequest, nil, false, "sent:ok", 1},
+		{"endpoint-rejects-client", Options{}, ccRequest, &Error{Class: ErrClientRejected, Code: "invalid_client"}, false, "sent:client_rejected", 1},
+		{"no-token-url-no-discovery", Options{}, func() Request { r := ccRequest(); r.TokenURL = ""; return r }, nil, false, "not_sent:no_endpoint", 0},
+		{"discovery-fails", Options{Discovery: down}, func() Request { r := ccRequest(); r.TokenURL, r.Issuer = "", "http://127.0.0.1:1/"; return r }, nil, false, "not_sent:no_endpoint", 0},
+		{"no-in-flight-slot", Options{MaxInFlight: 1}, ccRequest, nil, true, "not_sent:max_in_flight", 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := &fetcher{clk: newClock(), ttl: time.Hour, err: tt.fetchErr}
+			obs := &observer{}
+			tt.opts.Observer = obs
+			s := newTestSource(f, tt.opts)
+			if tt.hold {
+				f.gate = make(chan struct{})
+				other := ccRequest()
+				other.ClientID = "holder"
+				go s.Token(context.Background(), other)
+				waitFor(t, func() bool { return f.calls.Load() == 1 })
+				defer close(f.gate)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if tt.hold {
+				ctx, cancel = context.WithTimeout(context.Background(), 100*time.Millisecond) // the slot wait ends here
+			}
+			defer cancel()
+			s.Token(ctx, tt.request())
+			waitFor(t, func() bool { return obs.outcomes() != "" }) // the caller may give up before the slot does
+			if got := obs.outcomes(); got != tt.want {
+				t.Errorf("observed %q, want %q", got, tt.want)
+			}
+			if got := s.Stats().Fetches; got != tt.fetches {
+				t.Errorf("Stats().Fetches = %d, want %d", got, tt.fetches)
+			}
+		})
 	}
 }
 
@@ -156,19 +209,26 @@ func TestSourceWithoutTokenURL(t *testing.T) {
 
 type observer struct {
 	mu  sync.Mutex
-	got string
+	got []string
 }
 
 func (o *observer) ObserveFetch(r Request, outcome string, d time.Duration) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.got += outcome
+	o.add("sent:" + outcome)
 }
 
+func (o *observer) ObserveNotSent(r Request, reason string) { o.add("not_sent:" + reason) }
+
+func (o *observer) add(s string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.got = append(o.got, s)
+}
+
+// outcomes are the observations so far, comma-separated.
 func (o *observer) outcomes() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.got
+	return strings.Join(o.got, ",")
 }
 
 // waitFor polls cond, for results of background goroutines (not for expiry,

@@ -25,6 +25,18 @@ const (
 	GrantJWTBearer         = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 )
 
+// GrantName is the short name of a grant type, as metrics and logs show
+// it: client_credentials, token_exchange (not the RFC 8693 URN).
+func GrantName(grantType string) string {
+	switch grantType {
+	case GrantTokenExchange:
+		return "token_exchange"
+	case GrantJWTBearer:
+		return "jwt_bearer"
+	}
+	return grantType
+}
+
 // Request is one token request, fully resolved: everything that makes the
 // token differ is here, so the cache key is derived from it alone.
 type Request struct {

@@ -51,6 +51,9 @@ func (c *command) validate() func(context.Context) int {
 		if cfg == nil {
 			return code
 		}
+		for _, w := range cfg.Warnings {
+			fmt.Fprintln(c.stderr, "warning:", w)
+		}
 		fmt.Fprintf(c.stdout, "%s: ok (%d services)\n", *c.configPath, len(cfg.Routes.Services()))
 		return 0
 	}

@@ -30,7 +30,7 @@ var subcommands = []subcommand{
 	{"serve", "--config FILE [--grpc-addr ADDR] [--http-addr ADDR] [--log-level LEVEL] [--drain D]",
 		"Serve ext_authz over gRPC and HTTP until SIGTERM/SIGINT; SIGHUP or a change of the file reloads the config.", (*command).serve},
 	{"validate", "--config FILE",
-		"Check a config statically, without any network call; exit 1 lists every problem.", (*command).validate},
+		"Check a config statically, without any network call; exit 1 lists every problem. Warnings go to stderr and exit 0.", (*command).validate},
 	{"explain", "--config FILE --method GET --url URL [--header 'k: v']... [--context service=NAME]...",
 		"Show the service, endpoint, grant, scope and token request one request would get, without any network call.", (*command).explain},
 	{"jwks", "--key FILE [--kid ID] [--alg ALG]",

@@ -114,6 +114,12 @@ func healthTargets(t *testing.T) (ready, unready, silent, closed string) {
 func TestCLI(t *testing.T) {
 	t.Setenv("CLI_TEST_SECRET", "very-secret-value")
 	good, bad := writeConfig(t, goodConfig), writeConfig(t, badConfig)
+	empty := writeConfig(t, "unmatched: deny\n")
+	dotted := writeConfig(t, "services: {orders: {hosts: [orders.internal.]}}\n")
+	typo := writeConfig(t, strings.Replace(goodConfig, "methods: [POST]", "methods: [PSOT]", 1))
+	extension := writeConfig(t, strings.Replace(goodConfig, "methods: [POST]", "methods: [POST, ext:PURGE]", 1))
+	insecure := writeConfig(t, strings.Replace(goodConfig, "issuer: https://idp.example/", "token_url: http://idp.internal/token", 1))
+	insecureAllowed := writeConfig(t, strings.Replace(goodConfig, "issuer: https://idp.example/", "token_url: http://idp.internal/token\n  allow_insecure_http: true", 1))
 	ready, unready, silent, closed := healthTargets(t)
 	const authzService = "envoy.service.auth.v3.Authorization"
 	withShared := writeConfig(t, goodConfig+sharedCache)
@@ -133,6 +139,17 @@ func TestCLI(t *testing.T) {
 		{"validate-lists-every-problem", []string{"validate", "--config", bad}, "", 1,
 			[]string{"unmatched: \"maybe\"", "defaults.grant_typ: unknown key", "services.orders: grant_type client_credentials needs issuer or token_url, client_id, client_secret"}, nil},
 		{"validate-without-config", []string{"validate"}, "", 2, []string{"--config FILE"}, nil},
+		{"validate-good-has-no-warning", []string{"validate", "--config", good}, "", 0, []string{"ok (1 services)"}, []string{"warning:"}},
+		{"validate-no-services-warns-and-passes", []string{"validate", "--config", empty}, "", 0,
+			[]string{"warning: " + empty + ": services: no services configured: every request is unmatched and denied 403", "ok (0 services)"}, nil},
+		{"validate-trailing-dot-warns-and-passes", []string{"validate", "--config", dotted}, "", 0,
+			[]string{`warning: ` + dotted + `: services.orders.hosts[0]: "orders.internal." is matched as "orders.internal"`, "ok (1 services)"}, nil},
+		{"validate-unknown-method", []string{"validate", "--config", typo}, "", 1,
+			[]string{`services.orders.endpoints.create.methods: "PSOT" is not a method of the IANA HTTP Method Registry`}, []string{"ok ("}},
+		{"validate-extension-method", []string{"validate", "--config", extension}, "", 0, []string{"ok (1 services)"}, []string{"warning:"}},
+		{"validate-insecure-token-url", []string{"validate", "--config", insecure}, "", 1,
+			[]string{`defaults.token_url: "http://idp.internal/token" is plain http to a host that is not loopback`, "allow_insecure_http: true"}, []string{"ok ("}},
+		{"validate-insecure-token-url-allowed", []string{"validate", "--config", insecureAllowed}, "", 0, []string{"ok (1 services)"}, nil},
 		{"explain-client-credentials-endpoint", []string{"explain", "--config", good, "--method", "POST", "--url", "https://orders.internal/v1/orders"}, "", 0,
 			[]string{"service:   orders", "endpoint:  create", "grant:     client_credentials", "scope:     orders.write", "token_endpoint of https://idp.example/.well-known/openid-configuration", "grant_type=client_credentials", "scope=orders.write", "secret from defaults.client_secret (redacted)", "cache:     in-process only"},
 			[]string{"very-secret-value"}},
@@ -141,8 +158,14 @@ func TestCLI(t *testing.T) {
 			[]string{"user-token-123", "very-secret-value"}},
 		{"explain-exchange-without-token-denies", []string{"explain", "--config", good, "--url", "https://orders.internal/v1/orders/history"}, "", 0,
 			[]string{"decision:  deny 401 missing_subject_token", "cache:     in-process only"}, nil},
-		{"explain-context-extension", []string{"explain", "--config", good, "--url", "http://anything/x", "--context", "service=orders", "--context", "endpoint=create"}, "", 0,
-			[]string{"endpoint:  create", "scope:     orders.write"}, nil},
+		{"explain-context-extension", []string{"explain", "--config", good, "--method", "POST", "--url", "http://anything/x", "--context", "service=orders", "--context", "endpoint=create"}, "", 0,
+			[]string{"endpoint:  create", "scope:     orders.write"}, []string{"note:"}},
+		{"explain-context-extension-overrides-methods", []string{"explain", "--config", good, "--url", "http://anything/x", "--context", "service=orders", "--context", "endpoint=create"}, "", 0,
+			[]string{"endpoint:  create (path /v1/orders, methods POST)", "note:      the endpoint context extension chose create and overrides its methods: GET is not among POST", "scope:     orders.write"}, nil},
+		{"explain-context-extension-any-method", []string{"explain", "--config", good, "--method", "DELETE", "--url", "http://anything/x", "--context", "service=orders", "--context", "endpoint=history"}, "", 0,
+			[]string{"endpoint:  history (path /v1/orders/history, methods any)"}, []string{"note:"}},
+		{"explain-matched-by-method-has-no-note", []string{"explain", "--config", good, "--url", "https://orders.internal/v1/orders"}, "", 0,
+			[]string{"endpoint:  none matched; the service's own settings apply", "scope:     orders.read"}, []string{"note:"}},
 		{"explain-unknown-host-denies", []string{"explain", "--config", good, "--url", "https://nope.internal/"}, "", 0,
 			[]string{"decision:  deny 403 no_matching_service"}, nil},
 		{"validate-shared-cache", []string{"validate", "--config", withShared}, "", 0, []string{"ok (1 services)"}, nil},

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,6 +99,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 		Shared:        tier,
 	})
 	a.Authz = authz.New(cfg, a.Source, authz.Options{Log: log.With("component", "authz"), Observer: a.metrics})
+	a.observeState()
 
 	a.grpc = grpc.NewServer(a.tracing.ServerOptions()...)
 	authv3.RegisterAuthorizationServer(a.grpc, a.Authz)
@@ -120,6 +120,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 	go a.followReadiness()
 	log.Info("serving", "grpc", a.GRPCAddr(), "http", a.HTTPAddr(), "config", cfg.Path, "services", len(cfg.Routes.Services()))
 	a.prewarm(cfg)
+	logWarnings(log, cfg)
 	return a, nil
 }
 
@@ -190,25 +191,6 @@ func (a *App) mtlsTransport(tr config.TokenRequest) func(tokens.ClientCertificat
 		t.TLSClientConfig.GetClientCertificate = cert
 		return a.tracing.Transport(t)
 	}
-}
-
-// fetchLog logs every token request at info (they are rare next to checks,
-// and the first thing to look at when checks are denied), then passes it on.
-type fetchLog struct {
-	log  *slog.Logger
-	next tokens.Observer
-}
-
-func (f fetchLog) ObserveFetch(r tokens.Request, outcome string, elapsed time.Duration) {
-	f.log.LogAttrs(context.Background(), slog.LevelInfo, "token request",
-		slog.String("service", r.Service),
-		slog.String("grant", r.GrantType),
-		slog.String("client_id", r.ClientID),
-		slog.String("scope", strings.Join(r.Scope, " ")),
-		slog.String("outcome", outcome),
-		slog.Duration("latency", elapsed),
-	)
-	f.next.ObserveFetch(r, outcome, elapsed)
 }
 
 // Issuers lists the issuers whose token endpoint must be discovered.

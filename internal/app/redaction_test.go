@@ -162,10 +162,13 @@ func TestNoCredentialInLogsMetricsOrDenials(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{`"reason":"token_injected"`, `"reason":"subject_token_rejected"`, `"reason":"client_config_rejected"`,
-		`"msg":"token request"`, "[redacted]"} {
-		if !strings.Contains(f.logs.String(), want) {
-			t.Errorf("logs lack %s: the scan saw less than it should", want)
+	for _, want := range []string{`"reason":"token_injected"`, `"reason":"subject_token_rejected"`, `"reason":"client_config_rejected"`, `"msg":"token request"`,
+		`"grant":"token_exchange"`, `tokenauthz_token_requests_total{grant="token_exchange"`, `tokenauthz_issuer_discovered{issuer=`} {
+		if !strings.Contains(f.logs.String()+metrics, want) {
+			t.Errorf("logs and metrics lack %s: the scan saw less than it should", want)
 		}
+	}
+	if urn := "urn:ietf:params:oauth:grant-type:token-exchange"; strings.Contains(f.logs.String(), urn) {
+		t.Errorf("logs name the grant %s, not token_exchange as the metrics do", urn)
 	}
 }

@@ -48,6 +48,7 @@ func (a *App) reload(path, trigger string) error {
 	a.syncHealth() // the new config's issuers may not be discovered yet
 	a.log.Log(context.Background(), level, "config reloaded", attrs...)
 	a.prewarm(cfg)
+	logWarnings(a.log, cfg)
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 
@@ -75,6 +76,9 @@ func write(w io.Writer, cfg *config.Config, in authz.Input) {
 		fmt.Fprintf(w, "service:   %s (hosts %s, path_prefix %q)\n", svc.Name, strings.Join(svc.Hosts, ", "), svc.PathPrefix)
 		if ep := p.Match.Endpoint; ep != nil {
 			fmt.Fprintf(w, "endpoint:  %s (path %s, methods %s)\n", ep.Name, ep.Path, methods(ep.Methods))
+			if in.Endpoint != "" && len(ep.Methods) > 0 && !slices.ContainsFunc(ep.Methods, func(m string) bool { return strings.EqualFold(m, in.Method) }) {
+				fmt.Fprintf(w, "note:      the endpoint context extension chose %s and overrides its methods: %s is not among %s\n", ep.Name, in.Method, methods(ep.Methods))
+			}
 		} else {
 			fmt.Fprintf(w, "endpoint:  none matched; the service's own settings apply\n")
 		}

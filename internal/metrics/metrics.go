@@ -23,9 +23,15 @@ type Metrics struct {
 	checkSeconds  *prometheus.HistogramVec
 	tokenRequests *prometheus.CounterVec
 	tokenSeconds  *prometheus.HistogramVec
+	notSent       *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
+	reloadOK      prometheus.Gauge
+	reloadTime    prometheus.Gauge
 	checkSeries   sync.Map // checkLabels -> checkSeries: label lookups once per series, not per check
+	notSentSeries sync.Map // notSentLabels -> prometheus.Counter: one per check in a flood of misses
 }
+
+type notSentLabels struct{ service, grant, reason string }
 
 type checkLabels struct {
 	reason  authz.Reason
@@ -57,8 +63,12 @@ func New(cache CacheStats) *Metrics {
 			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"decision"}),
 		tokenRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "tokenauthz_token_requests_total", Help: "Requests to token endpoints, by service, grant and outcome.",
+			Name: "tokenauthz_token_requests_total", Help: "Requests sent to token endpoints, by service, grant and outcome.",
 		}, []string{"service", "grant", "outcome"}),
+		notSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenauthz_token_requests_not_sent_total",
+			Help: "Token requests needed but never sent, by service, grant and reason (no_endpoint: token endpoint not discovered; max_in_flight: no slot in time).",
+		}, []string{"service", "grant", "reason"}),
 		tokenSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "tokenauthz_token_request_duration_seconds", Help: "Token request latency, by grant and outcome.",
 			Buckets: prometheus.ExponentialBuckets(.001, 2.5, 10),
@@ -66,8 +76,14 @@ func New(cache CacheStats) *Metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokenauthz_config_reloads_total", Help: "Configuration reloads, by outcome (success, failure).",
 		}, []string{"outcome"}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokenauthz_config_last_reload_success", Help: "1 when the latest configuration load (start or reload) was accepted, 0 when it was rejected.",
+		}),
+		reloadTime: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "tokenauthz_config_last_reload_timestamp_seconds", Help: "Unix time of the latest configuration load (start or reload), whatever its outcome.",
+		}),
 	}
-	m.registry.MustRegister(m.checks, m.checkSeconds, m.tokenRequests, m.tokenSeconds, m.reloads,
+	m.registry.MustRegister(m.checks, m.checkSeconds, m.tokenRequests, m.tokenSeconds, m.notSent, m.reloads, m.reloadOK, m.reloadTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.registry.MustRegister(cacheCollector{cache})
 	return m
@@ -94,35 +110,47 @@ func (m *Metrics) ObserveCheck(d authz.Decision, elapsed time.Duration) {
 	series.latency.Observe(elapsed.Seconds())
 }
 
-// ObserveFetch counts a token request and its latency.
+// ObserveFetch counts a token request sent and its latency.
 func (m *Metrics) ObserveFetch(r tokens.Request, outcome string, elapsed time.Duration) {
-	grant := grantLabel(r.GrantType)
+	grant := tokens.GrantName(r.GrantType)
 	m.tokenRequests.WithLabelValues(r.Service, grant, outcome).Inc()
 	m.tokenSeconds.WithLabelValues(grant, outcome).Observe(elapsed.Seconds())
 }
 
-// ObserveReload counts a configuration reload.
+// ObserveNotSent counts a token request that was needed but never sent.
+// A flood of bogus bearer tokens makes one per check, so each series is
+// looked up once and kept, as in ObserveCheck.
+func (m *Metrics) ObserveNotSent(r tokens.Request, reason string) {
+	key := notSentLabels{r.Service, tokens.GrantName(r.GrantType), reason}
+	c, ok := m.notSentSeries.Load(key)
+	if !ok {
+		c, _ = m.notSentSeries.LoadOrStore(key, m.notSent.WithLabelValues(key.service, key.grant, key.reason))
+	}
+	c.(prometheus.Counter).Inc()
+}
+
+// ObserveLoad records the configuration the app started with: accepted,
+// now.
+func (m *Metrics) ObserveLoad() {
+	m.reloadOK.Set(1)
+	m.reloadTime.SetToCurrentTime()
+}
+
+// ObserveReload counts a configuration reload and records its outcome and
+// time.
 func (m *Metrics) ObserveReload(err error) {
-	outcome := "success"
+	outcome, ok := "success", 1.0
 	if err != nil {
-		outcome = "failure"
+		outcome, ok = "failure", 0
 	}
 	m.reloads.WithLabelValues(outcome).Inc()
+	m.reloadOK.Set(ok)
+	m.reloadTime.SetToCurrentTime()
 }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
-}
-
-func grantLabel(g string) string {
-	switch g {
-	case tokens.GrantTokenExchange:
-		return "token_exchange"
-	case tokens.GrantJWTBearer:
-		return "jwt_bearer"
-	}
-	return g
 }
 
 // cacheCollector exposes the token cache's own counters at scrape time.
