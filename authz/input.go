@@ -49,6 +49,10 @@ const (
 	EnvoyGatewayMetadataNamespace = "envoy-gateway"
 )
 
+// InputFromCheck reads a CheckRequest as Check does (explain builds one
+// from its flags). ok is false when it carries no HTTP attributes.
+func InputFromCheck(req *authv3.CheckRequest) (Input, bool) { return inputFromCheck(req) }
+
 // inputFromCheck reads a CheckRequest through nil-safe getters. ok is false
 // when the request carries no HTTP attributes to decide on.
 func inputFromCheck(req *authv3.CheckRequest) (in Input, ok bool) {

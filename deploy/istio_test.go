@@ -17,6 +17,7 @@ import (
 	securityv1 "istio.io/api/security/v1"
 
 	"github.com/tokenauthz/tokenauthz/envoy"
+	"github.com/tokenauthz/tokenauthz/internal/explain"
 )
 
 // istioSpecs gives, per kind, the Istio API message its spec must decode
@@ -131,6 +132,7 @@ func TestMeshProviderReachesTokenauthz(t *testing.T) {
 	var op istioOperator
 	only(t, objs, "IstioOperator").decode(t, &op)
 	host, port := tokenauthzHost(t, objs)
+	cfg := configMapConfig(t, objs)
 	for _, p := range op.Spec.MeshConfig.ExtensionProviders {
 		t.Run(p.Name, func(t *testing.T) {
 			g := p.EnvoyExtAuthzGrpc
@@ -144,6 +146,8 @@ func TestMeshProviderReachesTokenauthz(t *testing.T) {
 				{"fail-closed", show(g.FailOpen), "false"},
 				{"status-on-error", g.StatusOnError, "503"},
 				{"timeout-bounded", fmt.Sprint(err == nil && timeout > 0 && timeout <= envoy.MaxCheckTimeout), "true"},
+				// A cold check waits for a token request.
+				{"timeout-exceeds-token-request-timeout", fmt.Sprint(timeout > cfg.TokenRequest.Timeout), "true"},
 			}
 			for _, c := range checks {
 				if c.got != c.want {
@@ -243,5 +247,31 @@ func TestEnvoyFilterPatchesValidate(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// The egress gateway hands tokenauthz each caller's SPIFFE identity (Istio
+// mTLS): the partner's token goes only to the callers its config lists,
+// as explain shows for the shipped config.
+func TestEgressCallersThroughExplain(t *testing.T) {
+	cfg := configMapConfig(t, allObjects(t))
+	tests := []struct{ principal, want string }{
+		{"spiffe://cluster.local/ns/shop/sa/checkout", "decision:  allow (token_injected)"},
+		{"spiffe://cluster.local/ns/ops/sa/deployer", "decision:  allow (token_injected)"},
+		{"spiffe://cluster.local/ns/web/sa/frontend", "decision:  deny 403 caller_not_allowed"},
+		{"", "decision:  deny 403 caller_not_allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(cmpOr(tt.principal, "no-principal"), func(t *testing.T) {
+			in, err := explain.Request{Method: "GET", URL: "http://api.partner.example.com/v1/items", Principal: tt.principal}.Input()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out strings.Builder
+			explain.Write(&out, cfg, in)
+			if !strings.Contains(out.String(), tt.want) {
+				t.Errorf("explain:\n%s\nwant %q", out.String(), tt.want)
+			}
+		})
 	}
 }

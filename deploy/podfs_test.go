@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -122,39 +121,6 @@ func volumeFiles(t *testing.T, v corev1.Volume, configMaps, secrets map[string]m
 		t.Fatalf("volume %s: only ConfigMap, Secret and projected volumes are modelled", v.Name)
 	}
 	return files
-}
-
-// pendingKeys are config keys that issues not merged yet add. A config
-// whose every problem is an unknown key matching one of them skips, naming
-// the issue; remove the entry when the issue merges.
-var pendingKeys = []struct {
-	problem *regexp.Regexp
-	issue   string
-}{
-	{regexp.MustCompile(`: (line \d+: )?services\.[^.:]+(\.endpoints\.[^.:]+)?\.routes: unknown key$`), "issue 10 routes not merged yet"},
-}
-
-// skipIfPending skips when every problem of a config error is an unknown
-// key of a pending issue; otherwise it returns and the caller fails.
-func skipIfPending(t *testing.T, err error) {
-	t.Helper()
-	issues := map[string]bool{}
-	for line := range strings.Lines(err.Error()) {
-		matched := false
-		for _, p := range pendingKeys {
-			if p.problem.MatchString(strings.TrimSpace(line)) {
-				issues[p.issue], matched = true, true
-			}
-		}
-		if !matched {
-			return
-		}
-	}
-	var names []string
-	for issue := range issues {
-		names = append(names, issue)
-	}
-	t.Skipf("%s: %v", strings.Join(names, ", "), err)
 }
 
 // live is a running tokenauthz whose one issuer never answers: alive,

@@ -21,19 +21,6 @@ type exposition map[string]map[string]bool
 // /metrics page has them.
 var scrapeLabels = []string{"job", "instance"}
 
-// pendingMetrics are metrics of issues not merged yet, which the
-// dashboard and the alerts already use: a query naming one is checked for
-// everything else and then skipped with the issue's name. Remove an entry
-// when its issue merges (the cross-check fails once the metric is served,
-// to say so).
-var pendingMetrics = []struct {
-	name   string
-	labels []string
-	issue  string
-}{
-	{"tokenauthz_tokens_purged_total", []string{"service"}, "issue 10 (token purge) not merged yet"},
-}
-
 // knownValues are, per metric and label, the values tokenauthz gives it:
 // a query matching another (a typo such as "token_endpoint_unavaliable")
 // would select nothing, and its alert would never fire.
@@ -41,7 +28,7 @@ var knownValues = map[string]map[string][]string{
 	"tokenauthz_checks_total": {
 		"decision": {"allow", "deny"},
 		"reason": reasons(authz.ReasonTokenInjected, authz.ReasonNoGrant, authz.ReasonUnmatchedAllowed, authz.ReasonMalformed,
-			authz.ReasonMissingSubject, authz.ReasonSubjectRejected, authz.ReasonUnknownService, authz.ReasonNoMatch,
+			authz.ReasonMissingSubject, authz.ReasonSubjectRejected, authz.ReasonUnknownService, authz.ReasonNoMatch, authz.ReasonCallerNotAllowed,
 			authz.ReasonClientRejected, authz.ReasonUnavailable, authz.ReasonTimeout, authz.ReasonCanceled, authz.ReasonInternal),
 	},
 	"tokenauthz_token_requests_total": {
@@ -53,7 +40,7 @@ var knownValues = map[string]map[string][]string{
 	"tokenauthz_config_reloads_total":                  {"outcome": {"success", "failure"}},
 }
 
-var grants = []string{tokens.GrantName(tokens.GrantClientCredentials), tokens.GrantName(tokens.GrantTokenExchange)}
+var grants = []string{tokens.GrantName(tokens.GrantClientCredentials), tokens.GrantName(tokens.GrantTokenExchange), tokens.GrantName(tokens.GrantJWTBearer)}
 
 func reasons(rs ...authz.Reason) []string {
 	out := make([]string, len(rs))
@@ -72,9 +59,8 @@ var labelValues = regexp.MustCompile(`^label_values\((.*),\s*([a-zA-Z_][a-zA-Z0-
 
 // queryProblems checks one query against the exposition: every metric it
 // selects exists, with every label its matchers, by/without and on/ignoring
-// name, and matched values are ones tokenauthz gives. pending lists the
-// issues of pending metrics the query uses.
-func (e exposition) queryProblems(query string) (problems, pending []string) {
+// name, and matched values are ones tokenauthz gives.
+func (e exposition) queryProblems(query string) (problems []string) {
 	query = grafanaIntervals.ReplaceAllString(query, "5m")
 	var extra string // label_values' label
 	if m := labelValues.FindStringSubmatch(query); m != nil {
@@ -82,23 +68,11 @@ func (e exposition) queryProblems(query string) (problems, pending []string) {
 	}
 	expr, err := parser.NewParser(parser.Options{}).ParseExpr(query)
 	if err != nil {
-		return []string{fmt.Sprintf("does not parse: %v", err)}, nil
+		return []string{fmt.Sprintf("does not parse: %v", err)}
 	}
 	labelsOf := func(name string) map[string]bool {
 		if l, ok := e[name]; ok {
 			return l
-		}
-		for _, p := range pendingMetrics {
-			if p.name == name {
-				if !slices.Contains(pending, p.issue) {
-					pending = append(pending, p.issue)
-				}
-				l := map[string]bool{}
-				for _, n := range p.labels {
-					l[n] = true
-				}
-				return l
-			}
 		}
 		problems = append(problems, fmt.Sprintf("no series %s on /metrics", name))
 		return map[string]bool{}
@@ -146,7 +120,7 @@ func (e exposition) queryProblems(query string) (problems, pending []string) {
 	if extra != "" {
 		needLabels(expr, "label_values", []string{extra})
 	}
-	return problems, pending
+	return problems
 }
 
 // unknownValues: each value an equality or alternation matcher names

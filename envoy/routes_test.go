@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -45,7 +46,7 @@ func checkedRoutes(t *testing.T, b *bootstrapv3.Bootstrap) []checkedRoute {
 						continue
 					}
 					for _, vh := range hcm.GetRouteConfig().GetVirtualHosts() {
-						out = append(out, vhostRoutes(t, l.GetName(), vh, hf.GetName(), authz.GetHttpService())...)
+						out = append(out, vhostRoutes(t, l.GetName(), vh, hf.GetName(), authz)...)
 					}
 				}
 			}
@@ -54,7 +55,8 @@ func checkedRoutes(t *testing.T, b *bootstrapv3.Bootstrap) []checkedRoute {
 	return out
 }
 
-func vhostRoutes(t *testing.T, listener string, vh *routev3.VirtualHost, filter string, http *extauthzv3.HttpService) []checkedRoute {
+func vhostRoutes(t *testing.T, listener string, vh *routev3.VirtualHost, filter string, f *extauthzv3.ExtAuthz) []checkedRoute {
+	http := f.GetHttpService()
 	vhCfg := perRoute(t, vh.GetTypedPerFilterConfig()[filter])
 	host := ""
 	for _, d := range vh.GetDomains() {
@@ -76,12 +78,18 @@ func vhostRoutes(t *testing.T, listener string, vh *routev3.VirtualHost, filter 
 		maps.Copy(ext, rCfg.GetCheckSettings().GetContextExtensions())
 		m := r.GetMatch()
 		req := scopes.Request{Service: ext["service"], Endpoint: ext["endpoint"], Host: host, Path: m.GetPrefix() + m.GetPath()}
+		where := fmt.Sprintf("listener %s, virtual host %s, route %d", listener, vh.GetName(), i)
+		if md := r.GetMetadata().GetFilterMetadata()[authz.MetadataNamespace].GetFields(); req.Service == "" && md != nil {
+			if !slices.Contains(f.GetRouteMetadataContextNamespaces(), authz.MetadataNamespace) {
+				t.Errorf("%s: route metadata %s, which ext_authz does not send without route_metadata_context_namespaces: [%s]", where, authz.MetadataNamespace, authz.MetadataNamespace)
+			}
+			req.Service, req.Endpoint = md["service"].GetStringValue(), md["endpoint"].GetStringValue()
+		}
 		for _, h := range m.GetHeaders() {
 			if h.GetName() == ":method" {
 				req.Method = h.GetStringMatch().GetExact()
 			}
 		}
-		where := fmt.Sprintf("listener %s, virtual host %s, route %d", listener, vh.GetName(), i)
 		if http != nil && len(ext) > 0 {
 			t.Errorf("%s: context_extensions %v: Envoy drops them in ext_authz HTTP mode", where, ext)
 		}
@@ -119,7 +127,7 @@ func TestRoutesResolveInTokenauthzConfig(t *testing.T) {
 			}
 			for _, r := range routes {
 				if r.http == nil && r.req.Service == "" {
-					t.Errorf("%s: no context_extensions service: tokenauthz must guess from the Host", r.where)
+					t.Errorf("%s: no service in context_extensions or route metadata: tokenauthz must guess from the Host", r.where)
 				}
 				m, err := cfg.Routes.Match(r.req)
 				if err != nil {

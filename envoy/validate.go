@@ -17,6 +17,7 @@ import (
 	// The extensions the configurations name in typed_config: linked in so
 	// their @type URLs resolve. A new extension in a config needs its
 	// package here.
+	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -25,7 +26,7 @@ import (
 
 // MaxCheckTimeout bounds the ext_authz timeout Policy accepts: Envoy holds
 // the request that long when tokenauthz is slow.
-const MaxCheckTimeout = 2 * time.Second
+const MaxCheckTimeout = 5 * time.Second
 
 // Decode reads YAML into m strictly: an unknown field or an @type URL no
 // linked package registers is an error, as it is for Envoy.

@@ -160,6 +160,9 @@ func NewTable(root Layer, specs []ServiceSpec) (*Table, error) {
 // Services lists the services in configuration order.
 func (t *Table) Services() []*Service { return t.services }
 
+// Service is the service named name, or nil.
+func (t *Table) Service(name string) *Service { return t.byName[name] }
+
 // Match selects the service and endpoint for r: by explicit name when given,
 // else by the route identity a service claims (the rule's, then the
 // route's), else by host and the longest path prefix; then the endpoint with

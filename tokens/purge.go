@@ -1,6 +1,7 @@
 package tokens
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -47,6 +48,11 @@ func (s *Source) Purge(id string) bool {
 		})
 	}
 	s.cache.Delete(key)
+	if s.tier != nil { // or the next miss would adopt the same token from it
+		ctx, cancel := context.WithTimeout(context.Background(), s.timeout)
+		defer cancel()
+		s.tier.Delete(ctx, key)
+	}
 	return true
 }
 

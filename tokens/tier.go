@@ -19,6 +19,8 @@ type Tier interface {
 	Get(ctx context.Context, key string) (SharedEntry, bool)
 	// Put stores e for key, to be dropped after ttl.
 	Put(ctx context.Context, key string, e SharedEntry, ttl time.Duration)
+	// Delete drops key's entry (a purge: its token was refused).
+	Delete(ctx context.Context, key string)
 	// Lock takes the fleet-wide lock of key for lease and returns the
 	// func that releases it and tells the waiters, or nil when another
 	// holder has it.

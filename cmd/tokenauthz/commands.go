@@ -63,15 +63,19 @@ func (c *command) explain() func(context.Context) int {
 	c.withConfig()
 	method := c.fs.String("method", "GET", "request method")
 	url := c.fs.String("url", "", "request URL, e.g. https://orders.internal/v1/orders/42")
-	var headers, contexts multi
+	var headers, contexts, routeMetadata multi
 	c.fs.Var(&headers, "header", "request header 'name: value' (repeatable)")
 	c.fs.Var(&contexts, "context", "Envoy context extension key=value: service=NAME, endpoint=NAME (repeatable)")
+	c.fs.Var(&routeMetadata, "route-metadata", "the route's tokenauthz metadata key=value: service=NAME, endpoint=NAME (repeatable)")
+	route := c.fs.String("route", "", "Envoy Gateway route identity KIND/NAMESPACE/NAME[/SECTION], as its route metadata names it")
+	principal := c.fs.String("principal", "", "the caller's principal (its certificate's URI SAN, e.g. spiffe://cluster.local/ns/shop/sa/checkout)")
 	return func(context.Context) int {
 		cfg, code := c.load()
 		if cfg == nil {
 			return code
 		}
-		in, err := explain.Request{Method: *method, URL: *url, Headers: headers, Context: contexts}.Input()
+		in, err := explain.Request{Method: *method, URL: *url, Headers: headers, Context: contexts,
+			RouteMetadata: routeMetadata, Route: *route, Principal: *principal}.Input()
 		if err != nil {
 			fmt.Fprintln(c.stderr, err)
 			return 2

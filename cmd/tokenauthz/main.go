@@ -31,7 +31,7 @@ var subcommands = []subcommand{
 		"Serve ext_authz over gRPC and HTTP until SIGTERM/SIGINT; SIGHUP or a change of the file reloads the config.", (*command).serve},
 	{"validate", "--config FILE",
 		"Check a config statically, without any network call; exit 1 lists every problem. Warnings go to stderr and exit 0.", (*command).validate},
-	{"explain", "--config FILE --method GET --url URL [--header 'k: v']... [--context service=NAME]...",
+	{"explain", "--config FILE --method GET --url URL [--header 'k: v']... [--context service=NAME]... [--route-metadata service=NAME]... [--route KIND/NS/NAME[/SECTION]] [--principal ID]",
 		"Show the service, endpoint, grant, scope and token request one request would get, without any network call.", (*command).explain},
 	{"jwks", "--key FILE [--kid ID] [--alg ALG]",
 		"Print the public JWK Set of a private_key_jwt key, to register the client with its IdP.", (*command).jwks},

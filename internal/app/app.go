@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
@@ -97,12 +98,17 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 		Timeout:       cfg.TokenRequest.Timeout,
 		MaxInFlight:   cfg.TokenRequest.MaxInFlight,
 		Shared:        tier,
+		IDKey:         tokenIDKey(cfg),
+		PurgeInterval: cfg.Cache.PurgeInterval,
 	})
 	a.Authz = authz.New(cfg, a.Source, authz.Options{Log: log.With("component", "authz"), Observer: a.metrics})
 	a.observeState()
 
 	a.grpc = grpc.NewServer(a.tracing.ServerOptions()...)
 	authv3.RegisterAuthorizationServer(a.grpc, a.Authz)
+	// Envoy streams access logs of upstream 401s here (the shipped
+	// configs' http_grpc logger): each purges the token it was sent with.
+	accesslogv3.RegisterAccessLogServiceServer(a.grpc, a.Authz.AccessLogService(a.Source, a.metrics))
 	a.registerHealth()
 	reflection.Register(a.grpc) // so grpcurl needs no .proto files
 

@@ -1,6 +1,8 @@
 package app
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/tls"
 
 	"github.com/tokenauthz/tokenauthz/config"
@@ -51,4 +53,17 @@ func (a *App) closeShared() {
 			a.log.Warn("shared cache close", "err", err)
 		}
 	}
+}
+
+// tokenIDKey keys the token ids Envoy's access logs carry. Replicas sharing
+// a cache must name an entry alike, so that a 401 logged to any of them
+// purges it: their key comes from the first cache key they started with.
+// Alone, a Source draws its own (nil).
+func tokenIDKey(cfg *config.Config) []byte {
+	if cfg.Cache.Shared == nil || len(cfg.Cache.Shared.Keys) == 0 {
+		return nil
+	}
+	m := hmac.New(sha256.New, cfg.Cache.Shared.Keys[0])
+	m.Write([]byte("tokenauthz token id"))
+	return m.Sum(nil)
 }

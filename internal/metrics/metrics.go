@@ -25,6 +25,7 @@ type Metrics struct {
 	tokenSeconds  *prometheus.HistogramVec
 	notSent       *prometheus.CounterVec
 	reloads       *prometheus.CounterVec
+	purged        *prometheus.CounterVec
 	reloadOK      prometheus.Gauge
 	reloadTime    prometheus.Gauge
 	checkSeries   sync.Map // checkLabels -> checkSeries: label lookups once per series, not per check
@@ -44,8 +45,9 @@ type checkSeries struct {
 }
 
 var (
-	_ authz.Observer  = (*Metrics)(nil)
-	_ tokens.Observer = (*Metrics)(nil)
+	_ authz.Observer      = (*Metrics)(nil)
+	_ authz.PurgeObserver = (*Metrics)(nil)
+	_ tokens.Observer     = (*Metrics)(nil)
 )
 
 // CacheStats reads the token cache's counters at scrape time.
@@ -76,6 +78,10 @@ func New(cache CacheStats) *Metrics {
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokenauthz_config_reloads_total", Help: "Configuration reloads, by outcome (success, failure).",
 		}, []string{"outcome"}),
+		purged: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "tokenauthz_tokens_purged_total",
+			Help: "Cached tokens dropped because their backend answered 401 (Envoy access log service), by service.",
+		}, []string{"service"}),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tokenauthz_config_last_reload_success", Help: "1 when the latest configuration load (start or reload) was accepted, 0 when it was rejected.",
 		}),
@@ -83,7 +89,7 @@ func New(cache CacheStats) *Metrics {
 			Name: "tokenauthz_config_last_reload_timestamp_seconds", Help: "Unix time of the latest configuration load (start or reload), whatever its outcome.",
 		}),
 	}
-	m.registry.MustRegister(m.checks, m.checkSeconds, m.tokenRequests, m.tokenSeconds, m.notSent, m.reloads, m.reloadOK, m.reloadTime,
+	m.registry.MustRegister(m.checks, m.checkSeconds, m.tokenRequests, m.tokenSeconds, m.notSent, m.reloads, m.purged, m.reloadOK, m.reloadTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.registry.MustRegister(cacheCollector{cache})
 	return m
@@ -135,6 +141,9 @@ func (m *Metrics) ObserveLoad() {
 	m.reloadOK.Set(1)
 	m.reloadTime.SetToCurrentTime()
 }
+
+// ObservePurge counts a token purged after a backend's 401.
+func (m *Metrics) ObservePurge(service string) { m.purged.WithLabelValues(service).Inc() }
 
 // ObserveReload counts a configuration reload and records its outcome and
 // time.

@@ -16,7 +16,7 @@ func (m *Metrics) Shared() *Shared {
 	s := &Shared{
 		ops: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tokenauthz_shared_cache_operations_total",
-			Help: "Operations on the shared cache in Redis, by op (get, put, lock, unlock, ping) and outcome (hit, miss, invalid, ok, busy, error, skipped).",
+			Help: "Operations on the shared cache in Redis, by op (get, put, delete, lock, unlock, ping) and outcome (hit, miss, invalid, ok, busy, error, skipped).",
 		}, []string{"op", "outcome"}),
 		up: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "tokenauthz_shared_cache_up",

@@ -307,3 +307,26 @@ func TestRedisDownThenBack(t *testing.T) {
 		t.Errorf("after Redis came back: %d token requests for two Sources, want 1 (shared again)", n)
 	}
 }
+
+// A purge (a backend refused the token) drops the fleet's entry too:
+// otherwise the next miss anywhere would adopt the refused token again.
+func TestPurgeDropsTheSharedEntry(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	f := &fetcher{ttl: time.Hour}
+	a := newSource(f, newCache(t, srv.Addr, nil, key(1)))
+	first, err := a.Token(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Purge(first.ID) {
+		t.Fatal("not purged")
+	}
+	b := newSource(f, newCache(t, srv.Addr, nil, key(1))) // a replica that never saw the token
+	second, err := b.Token(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.AccessToken == first.AccessToken || f.calls.Load() != 2 {
+		t.Errorf("after the purge: %q after %d token requests, want a new token from a second request", second.AccessToken, f.calls.Load())
+	}
+}

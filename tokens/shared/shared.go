@@ -41,7 +41,8 @@ const (
 	OpPut    = "put"
 	OpLock   = "lock"
 	OpUnlock = "unlock"
-	OpPing   = "ping" // the breaker's probe while Redis is skipped
+	OpPing   = "ping"   // the breaker's probe while Redis is skipped
+	OpDelete = "delete" // a purge
 
 	OutcomeHit     = "hit"     // get: an entry that opened
 	OutcomeMiss    = "miss"    // get: none under this key's name
@@ -224,6 +225,18 @@ func (c *Cache) Put(ctx context.Context, key string, e tokens.SharedEntry, ttl t
 	c.call(ctx, OpPut, func(ctx context.Context) (string, error) {
 		return OutcomeOK, c.client.Set(ctx, name, value, ttl).Err()
 	})
+}
+
+// Delete drops key's entry under the name each key of the ring gives it,
+// one DEL a name: in a Cluster the names lie in different slots.
+func (c *Cache) Delete(ctx context.Context, key string) {
+	r := c.ring.Load()
+	for i := range r.keys {
+		name := r.keys[i].name(c.prefix, key)
+		c.call(ctx, OpDelete, func(ctx context.Context) (string, error) {
+			return OutcomeOK, c.client.Del(ctx, name).Err()
+		})
+	}
 }
 
 // Lock takes key's lock (SET NX PX with a random owner id). When Redis
