@@ -1,6 +1,7 @@
 package authz_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"fmt"
@@ -12,11 +13,15 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tokenauthz/tokenauthz/authz"
 	"github.com/tokenauthz/tokenauthz/config"
 	"github.com/tokenauthz/tokenauthz/internal/metrics"
+	"github.com/tokenauthz/tokenauthz/internal/redistest"
 	"github.com/tokenauthz/tokenauthz/tokens"
+	"github.com/tokenauthz/tokenauthz/tokens/shared"
 )
 
 // benchConfig is the configuration of `go run ./bench`: client credentials
@@ -52,7 +57,7 @@ func (f fixedFetcher) Fetch(context.Context, string, tokens.Request) (tokens.Tok
 
 // fetchedToken is access as a tokens.Client returns it from a token
 // endpoint: the form the cache holds and Check sends.
-func fetchedToken(b *testing.B, access string) tokens.Token {
+func fetchedToken(b testing.TB, access string) tokens.Token {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		fmt.Fprintf(w, `{"access_token":%q,"token_type":"Bearer","expires_in":3600}`, access)
 	}))
@@ -104,64 +109,136 @@ func benchRequest(path, bearer string) *authv3.CheckRequest {
 	}}
 }
 
-// BenchmarkCheck is one warm-cache Check through Server.Check, as the gRPC
-// handler calls it (without gRPC's own decoding and encoding: the floor of
-// `go run ./bench run` measures those). Sources:
+// featuresConfig is benchConfig with the features of the issues before
+// the performance one switched on: callers, a route claimed through route
+// metadata, and the shared cache (its address filled in); dynamic metadata
+// is in every response.
+const featuresConfig = benchConfig + `    callers: ["spiffe://cluster.local/ns/shop/sa/web"]
+    routes: ["HTTPRoute/shop/orders"]
+`
+
+// withFeatures adds to req what Envoy sends for those features: the
+// source principal, the route's tokenauthz metadata and Envoy Gateway's
+// route identity.
+func withFeatures(req *authv3.CheckRequest, endpoint string) *authv3.CheckRequest {
+	attrs := req.GetAttributes()
+	attrs.Source.Principal = "spiffe://cluster.local/ns/shop/sa/web"
+	route, _ := structpb.NewStruct(map[string]any{"service": "orders", "endpoint": endpoint})
+	gateway, _ := structpb.NewStruct(map[string]any{"resources": []any{map[string]any{"kind": "HTTPRoute", "namespace": "shop", "name": "orders"}}})
+	attrs.RouteMetadataContext = &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{
+		authz.MetadataNamespace: route, authz.EnvoyGatewayMetadataNamespace: gateway,
+	}}
+	return req
+}
+
+// sharedTier is cache.shared on a real Redis, started for tb.
+func sharedTier(tb testing.TB) *shared.Cache {
+	redis := redistest.Start(tb, redistest.Options{})
+	tier, err := shared.New(shared.Options{Addresses: []string{redis.Addr}, Prefix: "bench:", Keys: [][]byte{bytes.Repeat([]byte{7}, 32)}})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { tier.Close() })
+	return tier
+}
+
+// BenchmarkCheck is one warm-cache check, two ways: "message" calls
+// Server.Check with a decoded CheckRequest; "wire" runs what the gRPC
+// service runs, from the request's bytes to the response's (the codec's
+// decoding, the handler, the codec's encoding), without gRPC's transport
+// (the floor of `go run ./bench run` measures that). Setups:
 //
 //   - fixed-source: a TokenSource answering a fixed token, no cache;
 //   - warm-source: the real tokens.Source, its cache warmed;
 //   - warm-source-metrics: the same, plus the Prometheus observer tokenauthz
-//     runs with.
+//     runs with;
+//   - features: warm-source-metrics under featuresConfig, with requests
+//     carrying a principal and route metadata, and cache.shared on a real
+//     Redis (a hit is served by the first tier; Redis is not asked).
 func BenchmarkCheck(b *testing.B) {
-	cfg, err := config.Parse("bench.yaml", []byte(benchConfig))
+	tok := fetchedToken(b, jwtLike(690))
+	user := jwtLike(650)
+	newWarm := func(shared tokens.Tier) *tokens.Source {
+		return tokens.NewSource(tokens.Options{Fetcher: fixedFetcher{tok}, RefreshBefore: -1, Shared: shared})
+	}
+	type setup struct {
+		src      authz.TokenSource
+		obs      authz.Observer
+		config   string
+		features bool
+	}
+	setups := []struct {
+		name string
+		make func(b *testing.B) setup
+	}{
+		{"fixed-source", func(*testing.B) setup { return setup{src: fixedSource{tok}, config: benchConfig} }},
+		{"warm-source", func(*testing.B) setup { return setup{src: newWarm(nil), config: benchConfig} }},
+		{"warm-source-metrics", func(*testing.B) setup {
+			src := newWarm(nil)
+			return setup{src: src, obs: metrics.New(src.Stats), config: benchConfig}
+		}},
+		{"features", func(b *testing.B) setup {
+			src := newWarm(sharedTier(b))
+			return setup{src: src, obs: metrics.New(src.Stats), config: featuresConfig, features: true}
+		}},
+	}
+	requests := []struct {
+		name, path, endpoint string
+	}{
+		{"client-credentials", "/v1/orders/100042?expand=items&currency=EUR", ""},
+		{"token-exchange", "/v1/orders/history", "history"},
+	}
+	for _, st := range setups {
+		for _, r := range requests {
+			for _, how := range []string{"message", "wire"} {
+				b.Run(st.name+"/"+r.name+"/"+how, func(b *testing.B) {
+					s := st.make(b)
+					cfg, err := config.Parse("bench.yaml", []byte(s.config))
+					if err != nil {
+						b.Fatal(err)
+					}
+					req := benchRequest(r.path, user)
+					if s.features {
+						req = withFeatures(req, r.endpoint)
+					}
+					srv := authz.New(cfg, s.src, authz.Options{Observer: s.obs})
+					check := checkBy(b, how, srv, req)
+					check() // warms the cache
+					b.ReportAllocs()
+					for b.Loop() {
+						check()
+					}
+					if ws, ok := s.src.(*tokens.Source); ok {
+						if st := ws.Stats(); st.Fetches != 1 {
+							b.Fatalf("fetches = %d, want 1 (every timed check a cache hit)", st.Fetches)
+						}
+					}
+				})
+			}
+		}
+	}
+}
+
+// checkBy returns one allowed check of req on srv, made how.
+func checkBy(b testing.TB, how string, srv *authz.Server, req *authv3.CheckRequest) func() {
+	ctx := context.Background()
+	if how == "message" {
+		return func() {
+			resp, err := srv.Check(ctx, req)
+			if err != nil || resp.GetStatus().GetCode() != 0 {
+				b.Fatalf("check: %v %v", resp, err)
+			}
+		}
+	}
+	wire, err := proto.Marshal(req)
 	if err != nil {
 		b.Fatal(err)
 	}
-	tok := fetchedToken(b, jwtLike(690))
-	user := jwtLike(650)
-	requests := []struct {
-		name string
-		req  *authv3.CheckRequest
-	}{
-		{"client-credentials", benchRequest("/v1/orders/100042?expand=items&currency=EUR", user)},
-		{"token-exchange", benchRequest("/v1/orders/history", user)},
-	}
-	newWarm := func() *tokens.Source {
-		return tokens.NewSource(tokens.Options{Fetcher: fixedFetcher{tok}, RefreshBefore: -1})
-	}
-	sources := []struct {
-		name string
-		make func() (authz.TokenSource, authz.Observer)
-	}{
-		{"fixed-source", func() (authz.TokenSource, authz.Observer) { return fixedSource{tok}, nil }},
-		{"warm-source", func() (authz.TokenSource, authz.Observer) { return newWarm(), nil }},
-		{"warm-source-metrics", func() (authz.TokenSource, authz.Observer) {
-			src := newWarm()
-			return src, metrics.New(src.Stats)
-		}},
-	}
-	for _, s := range sources {
-		for _, r := range requests {
-			b.Run(s.name+"/"+r.name, func(b *testing.B) {
-				src, obs := s.make()
-				srv := authz.New(cfg, src, authz.Options{Observer: obs})
-				ctx := context.Background()
-				resp, err := srv.Check(ctx, r.req) // warms the cache
-				if err != nil || resp.GetStatus().GetCode() != 0 {
-					b.Fatalf("warm-up: %v %v", resp, err)
-				}
-				b.ReportAllocs()
-				for b.Loop() {
-					if _, err := srv.Check(ctx, r.req); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if ws, ok := src.(*tokens.Source); ok {
-					if st := ws.Stats(); st.Fetches != 1 {
-						b.Fatalf("fetches = %d, want 1 (every timed Check a cache hit)", st.Fetches)
-					}
-				}
-			})
+	check := authz.WireCheck(srv, wire)
+	return func() {
+		out, err := check(ctx)
+		if err != nil || out.Len() == 0 {
+			b.Fatalf("check: %d bytes, %v", out.Len(), err)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"net/http"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 )
 
@@ -73,7 +72,7 @@ type Decision struct {
 
 	// resp is the rendered CheckResponse of a cache hit, shared by every
 	// hit of its entry (see injected); nil: render d.
-	resp *authv3.CheckResponse
+	resp *rendered
 }
 
 // Challenge is the WWW-Authenticate value of a 401 denial (RFC 6750

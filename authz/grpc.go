@@ -11,13 +11,13 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
-// checkResponse renders a decision for Envoy: a hit's prebuilt response,
-// else a new one.
-func checkResponse(d Decision) *authv3.CheckResponse {
+// render makes a decision Envoy's response: a hit's prerendered one, else
+// a new one.
+func render(d Decision) *rendered {
 	if d.resp != nil {
 		return d.resp
 	}
-	return buildResponse(d)
+	return &rendered{msg: buildResponse(d)}
 }
 
 // buildResponse renders d. The injected header overwrites whatever the

@@ -245,15 +245,30 @@ func TestCheckHostile(t *testing.T) {
 		{"grant-none-passes-caller-authorization", checkReq("GET", "open.internal", "/", auth("Bearer Bearer x"), nil), hostileWant{reason: ReasonNoGrant, service: "open"}},
 	}
 	h := newHostileHarness(t)
+	client := serveGRPC(t, h.s)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h.reset()
 			if h := tt.req.GetAttributes().GetRequest().GetHttp(); h.GetHeaderMap() == nil {
 				h.Id = "req-1"
 			}
+			// Through gRPC too, as Envoy asks: the wire decoder
+			// reads what proto.Unmarshal would, and the check decides
+			// the same. (Strings that are not UTF-8 cannot be encoded;
+			// the wire tables hold the decoder to refusing them.)
+			var viaGRPC *authv3.CheckResponse
+			if wire, err := proto.Marshal(tt.req); err == nil {
+				assertWireAgrees(t, wire)
+				if viaGRPC, err = client.Check(context.Background(), tt.req); err != nil {
+					t.Fatalf("over gRPC: %v", err)
+				}
+			}
+			h.reset()
 			resp, err := h.s.Check(context.Background(), tt.req)
 			if err != nil {
 				t.Fatalf("gRPC error %v", err)
+			}
+			if viaGRPC != nil && !proto.Equal(viaGRPC, resp) {
+				t.Fatalf("over gRPC %v\ndirect %v", viaGRPC, resp)
 			}
 			if _, err := proto.Marshal(resp); err != nil {
 				t.Fatalf("response cannot be sent: %v", err)

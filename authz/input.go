@@ -3,7 +3,6 @@ package authz
 import (
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
 	"github.com/tokenauthz/tokenauthz/scopes"
@@ -55,86 +54,153 @@ func InputFromCheck(req *authv3.CheckRequest) (Input, bool) { return inputFromCh
 
 // inputFromCheck reads a CheckRequest through nil-safe getters. ok is false
 // when the request carries no HTTP attributes to decide on.
-func inputFromCheck(req *authv3.CheckRequest) (in Input, ok bool) {
+func inputFromCheck(req *authv3.CheckRequest) (Input, bool) {
+	var f checkFields
+	f.fromProto(req)
+	return f.input()
+}
+
+// The headers a check reads, by index into checkFields.headers.
+const (
+	hRequestID = iota
+	hMethod
+	hAuthority
+	hHost
+	hPath
+	hAuthorization
+	numHeaders
+)
+
+var headerNames = [numHeaders]string{"x-request-id", ":method", ":authority", "host", ":path", "authorization"}
+
+// checkFields are the parts of a CheckRequest a check reads. Both readers
+// fill them: fromProto from a decoded message, and the wire decoder
+// (wire.go) straight from its bytes; input turns them into the Input, so
+// the two cannot drift apart in anything but reading.
+type checkFields struct {
+	http                   bool // attributes.request.http is present
+	id, method, host, path string
+	principal              string
+	service, endpoint      string // context extensions
+	headers                [numHeaders]header
+	// From route_metadata_context.filter_metadata: the tokenauthz
+	// namespace's service and endpoint, and the route Envoy Gateway names.
+	routeService, routeEndpoint string
+	route                       scopes.RouteRef
+}
+
+// header is one header as both encodings Envoy may send give it: the
+// `headers` map, or `header_map` when the filter runs with
+// encode_raw_headers.
+type header struct {
+	inMap, inRaw bool
+	mapValue     string // headers[name], names lower case on the wire
+	rawValue     string // the first header_map entry whose key is name in any case: value, else raw_value
+}
+
+func (h header) value() string {
+	if h.inMap {
+		return h.mapValue
+	}
+	return h.rawValue
+}
+
+func (f *checkFields) fromProto(req *authv3.CheckRequest) {
 	attrs := req.GetAttributes()
 	h := attrs.GetRequest().GetHttp()
-	if h == nil {
+	f.http = h != nil
+	f.id, f.method, f.host, f.path = h.GetId(), h.GetMethod(), h.GetHost(), h.GetPath()
+	f.principal = attrs.GetSource().GetPrincipal()
+	ext := attrs.GetContextExtensions()
+	f.service, f.endpoint = ext["service"], ext["endpoint"]
+	for i, name := range headerNames {
+		if v, ok := h.GetHeaders()[name]; ok {
+			f.headers[i].inMap, f.headers[i].mapValue = true, v
+		}
+	}
+	for _, hv := range h.GetHeaderMap().GetHeaders() {
+		f.rawHeader(hv.GetKey(), hv.GetValue(), hv.GetRawValue())
+	}
+	// The route metadata of the namespaces listed in the filter's
+	// route_metadata_context_namespaces: a route's
+	// metadata.filter_metadata.tokenauthz: {service, endpoint}, and the
+	// route identity Envoy Gateway sends with includeRouteMetadata,
+	// filter_metadata["envoy-gateway"].resources, a list whose first
+	// struct has kind, namespace, name and, for a named rule, sectionName
+	// (Envoy Gateway's internal/xds/translator/metadata.go,
+	// buildXdsMetadata and buildResourceMetadata; internal/gatewayapi/
+	// route.go passes the rule's name as the section).
+	meta := attrs.GetRouteMetadataContext().GetFilterMetadata()
+	md := meta[MetadataNamespace].GetFields()
+	f.routeService, f.routeEndpoint = md["service"].GetStringValue(), md["endpoint"].GetStringValue()
+	if res := meta[EnvoyGatewayMetadataNamespace].GetFields()["resources"].GetListValue().GetValues(); len(res) > 0 {
+		r := res[0].GetStructValue().GetFields()
+		f.route = scopes.RouteRef{
+			Kind:      r[routeKind].GetStringValue(),
+			Namespace: r[routeNamespace].GetStringValue(),
+			Name:      r[routeName].GetStringValue(),
+			Section:   r[routeSection].GetStringValue(),
+		}
+	}
+}
+
+// The keys of a resource in Envoy Gateway's route metadata.
+const (
+	routeKind      = "kind"
+	routeNamespace = "namespace"
+	routeName      = "name"
+	routeSection   = "sectionName"
+)
+
+// rawHeader takes one header_map entry, in order: the first entry of each
+// name counts.
+func (f *checkFields) rawHeader(key, value string, raw []byte) {
+	for i, name := range headerNames {
+		if !f.headers[i].inRaw && strings.EqualFold(key, name) {
+			f.headers[i].inRaw = true
+			f.headers[i].rawValue = value
+			if value == "" {
+				f.headers[i].rawValue = string(raw)
+			}
+		}
+	}
+}
+
+func (f *checkFields) input() (Input, bool) {
+	if !f.http {
 		return Input{}, false
 	}
-	headers := checkHeaders{h.GetHeaders(), h.GetHeaderMap().GetHeaders()}
-	in = Input{
+	hv := func(i int) string { return f.headers[i].value() }
+	in := Input{
 		// x-request-id first: it is what Envoy's access logs and the
 		// upstream see. http.id is always set too, to Envoy's internal
 		// stream number (source/extensions/filters/common/ext_authz/
 		// check_request_utils.cc, setHttpRequest: set_id(std::to_string(
 		// streamId()))), which matches nothing a user can look up.
-		RequestID:     requestID(first(headers.get("x-request-id"), h.GetId())),
-		Method:        first(h.GetMethod(), headers.get(":method")),
-		Host:          first(h.GetHost(), headers.get(":authority"), headers.get("host")),
-		Path:          first(h.GetPath(), headers.get(":path")),
-		Authorization: headers.get("authorization"),
-		Principal:     attrs.GetSource().GetPrincipal(),
+		RequestID:     requestID(first(hv(hRequestID), f.id)),
+		Method:        first(f.method, hv(hMethod)),
+		Host:          first(f.host, hv(hAuthority), hv(hHost)),
+		Path:          first(f.path, hv(hPath)),
+		Authorization: hv(hAuthorization),
+		Principal:     f.principal,
 	}
-	in.selectBackend(attrs)
+	f.selectBackend(&in)
 	return in, true
 }
 
 // selectBackend takes the explicit service and endpoint: the context
-// extensions, else the route's tokenauthz metadata (Envoy's
-// route_metadata_context_namespaces: [tokenauthz], a route's
-// metadata.filter_metadata.tokenauthz: {service, endpoint}); the source
-// that names the service names the endpoint too. And it takes the route
-// identity Envoy Gateway sends with includeRouteMetadata:
-// filter_metadata["envoy-gateway"].resources, a list whose first struct
-// has kind, namespace, name and, for a named rule, sectionName (Envoy
-// Gateway's internal/xds/translator/metadata.go, buildXdsMetadata and
-// buildResourceMetadata; internal/gatewayapi/route.go passes the rule's
-// name as the section).
-func (in *Input) selectBackend(attrs *authv3.AttributeContext) {
-	ext := attrs.GetContextExtensions()
-	in.Service, in.Endpoint = ext["service"], ext["endpoint"]
+// extensions, else the route's tokenauthz metadata; the source that names
+// the service names the endpoint too. And it takes the route Envoy Gateway
+// names.
+func (f *checkFields) selectBackend(in *Input) {
+	in.Service, in.Endpoint = f.service, f.endpoint
 	if in.Service != "" || in.Endpoint != "" {
 		in.SelectedBy = ByContextExtensions
 	}
-	meta := attrs.GetRouteMetadataContext().GetFilterMetadata()
-	if in.Service == "" {
-		md := meta[MetadataNamespace].GetFields()
-		if svc := md["service"].GetStringValue(); svc != "" {
-			in.Service, in.Endpoint, in.SelectedBy = svc, md["endpoint"].GetStringValue(), ByRouteMetadata
-		}
+	if in.Service == "" && f.routeService != "" {
+		in.Service, in.Endpoint, in.SelectedBy = f.routeService, f.routeEndpoint, ByRouteMetadata
 	}
-	if res := meta[EnvoyGatewayMetadataNamespace].GetFields()["resources"].GetListValue().GetValues(); len(res) > 0 {
-		f := res[0].GetStructValue().GetFields()
-		in.Route = scopes.RouteRef{
-			Kind:      f["kind"].GetStringValue(),
-			Namespace: f["namespace"].GetStringValue(),
-			Name:      f["name"].GetStringValue(),
-			Section:   f["sectionName"].GetStringValue(),
-		}
-	}
-}
-
-// checkHeaders reads both header encodings Envoy may send: the `headers` map,
-// or `header_map` when the filter runs with encode_raw_headers.
-type checkHeaders struct {
-	m   map[string]string
-	raw []*corev3.HeaderValue
-}
-
-// get returns the first value of a header; names are lower case on the wire.
-func (h checkHeaders) get(name string) string {
-	if v, ok := h.m[name]; ok {
-		return v
-	}
-	for _, hv := range h.raw {
-		if strings.EqualFold(hv.GetKey(), name) {
-			if v := hv.GetValue(); v != "" {
-				return v
-			}
-			return string(hv.GetRawValue())
-		}
-	}
-	return ""
+	in.Route = f.route
 }
 
 // maxRequestIDLen bounds the request id echoed in denial bodies and logs:

@@ -15,6 +15,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/tokenauthz/tokenauthz/tokens"
@@ -111,12 +112,18 @@ func TestEnvoyNativeChecks(t *testing.T) {
 		{"caller-without-principal", envoyRequest("orders.internal", "/", "", nil), ReasonCallerNotAllowed, nil},
 		{"subject-missing", envoyRequest("profile.internal", "/", "", nil), ReasonMissingSubject, map[string]any{"grant": "token_exchange"}},
 	}
+	client := serveGRPC(t, s)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			resp, err := s.Check(context.Background(), tt.req)
 			if err != nil {
 				t.Fatal(err)
 			}
+			viaGRPC, err := client.Check(context.Background(), tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertSameResponse(t, viaGRPC, resp)
 			got := resp.GetDynamicMetadata().AsMap()
 			if got["reason"] != string(tt.reason) {
 				t.Fatalf("reason %v, want %s (denial %s)", got["reason"], tt.reason, resp.GetDeniedResponse().GetBody())
@@ -157,8 +164,27 @@ func TestHitResponseIsBuiltOncePerEntry(t *testing.T) {
 	if second != third {
 		t.Error("two hits of one entry rendered two responses")
 	}
+	// Over gRPC a hit is sent as the bytes it was encoded to once.
+	viaGRPC, err := serveGRPC(t, s).Check(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertSameResponse(t, viaGRPC, second)
 	if h := second.GetOkResponse(); h.GetHeaders()[0].GetHeader().GetValue() != "Bearer tok" || strings.Join(h.GetHeadersToRemove(), ",") != "cookie" {
 		t.Errorf("hit response: %v", h)
+	}
+}
+
+// assertSameResponse compares two responses to one request, but for
+// token_expires_in: made at different instants, they may straddle a second.
+func assertSameResponse(t *testing.T, got, want *authv3.CheckResponse) {
+	t.Helper()
+	got, want = proto.Clone(got).(*authv3.CheckResponse), proto.Clone(want).(*authv3.CheckResponse)
+	for _, r := range []*authv3.CheckResponse{got, want} {
+		delete(r.GetDynamicMetadata().GetFields(), MetaExpiresIn)
+	}
+	if !proto.Equal(got, want) {
+		t.Fatalf("response %v\nwant %v", got, want)
 	}
 }
 

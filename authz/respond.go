@@ -4,8 +4,6 @@ import (
 	"strings"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-
 	"github.com/tokenauthz/tokenauthz/scopes"
 	"github.com/tokenauthz/tokenauthz/tokens"
 )
@@ -17,15 +15,16 @@ type hit struct {
 	settings  *scopes.Settings
 	value     string
 	expiresIn int64
-	resp      *authv3.CheckResponse
+	resp      *rendered
 }
 
 // injected is the decision to inject tok under p. Everything an allow
 // renders (header, value, headers to remove, dynamic metadata) is fixed by
 // the token's cache entry and p's settings level, but for token_expires_in,
 // which changes each second: so it is built once and kept in the entry's
-// memo, and every hit in that second shares one CheckResponse. A response
-// is never changed once built, so concurrent sends may share it.
+// memo, and every hit in that second shares one CheckResponse, encoded
+// once. A response is never changed once built, so concurrent sends may
+// share it.
 func injected(in Input, p Plan, tok tokens.Token, now time.Time) Decision {
 	d := named(allow(ReasonTokenInjected, in), p)
 	d.Header, d.Cache, d.TokenID, d.ExpiresIn = p.Settings.Header, tok.Cache, tok.ID, expiresIn(tok, now)
@@ -42,7 +41,7 @@ func injected(in Input, p Plan, tok tokens.Token, now time.Time) Decision {
 		}
 		asHit := d
 		asHit.Value, asHit.Cache = value, tokens.CacheHit
-		h = &hit{settings: p.Settings, value: value, expiresIn: d.ExpiresIn, resp: buildResponse(asHit)}
+		h = &hit{settings: p.Settings, value: value, expiresIn: d.ExpiresIn, resp: prerender(buildResponse(asHit))}
 		memo.Store(h)
 	}
 	d.Value = h.value

@@ -64,12 +64,20 @@ func (s *Server) Config() *config.Config { return s.cfg.Load() }
 
 // Check implements envoy.service.auth.v3.Authorization. Every outcome,
 // denials included, is a CheckResponse; gRPC errors are never decisions.
+// The gRPC service RegisterGRPC registers runs the same check on the
+// fields its codec decodes.
 func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
-	in, ok := inputFromCheck(req)
+	var f checkFields
+	f.fromProto(req)
+	return s.check(ctx, &f).msg, nil
+}
+
+func (s *Server) check(ctx context.Context, f *checkFields) *rendered {
+	in, ok := f.input()
 	if !ok {
-		return checkResponse(s.finish(deny(ReasonMalformed, in, "check request has no HTTP attributes"), time.Now())), nil
+		return render(s.finish(deny(ReasonMalformed, in, "check request has no HTTP attributes"), time.Now()))
 	}
-	return checkResponse(s.Decide(ctx, in)), nil
+	return render(s.Decide(ctx, in))
 }
 
 // Decide runs one check: plan the request, get the token, build the decision.

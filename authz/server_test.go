@@ -212,14 +212,16 @@ func TestCheckRawHeaderMap(t *testing.T) {
 	}
 }
 
-func TestCheckOverGRPC(t *testing.T) {
-	s := newServer(t, testConfig, fakeSource(func(r tokens.Request) (tokens.Token, error) { return describe(r), nil }))
+// serveGRPC serves s as tokenauthz does (its codec, its service) on a
+// loopback port, and returns a client of it.
+func serveGRPC(t *testing.T, s *Server) authv3.AuthorizationClient {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(srv, s)
+	srv := grpc.NewServer(GRPCServerOptions()...)
+	s.RegisterGRPC(srv)
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
@@ -227,7 +229,12 @@ func TestCheckOverGRPC(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	client := authv3.NewAuthorizationClient(conn)
+	return authv3.NewAuthorizationClient(conn)
+}
+
+func TestCheckOverGRPC(t *testing.T) {
+	s := newServer(t, testConfig, fakeSource(func(r tokens.Request) (tokens.Token, error) { return describe(r), nil }))
+	client := serveGRPC(t, s)
 	resp, err := client.Check(context.Background(), checkReq("GET", "orders.internal", "/v1/x", nil, nil))
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	"google.golang.org/grpc/reflection"
@@ -104,8 +103,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 	a.Authz = authz.New(cfg, a.Source, authz.Options{Log: log.With("component", "authz"), Observer: a.metrics})
 	a.observeState()
 
-	a.grpc = grpc.NewServer(a.tracing.ServerOptions()...)
-	authv3.RegisterAuthorizationServer(a.grpc, a.Authz)
+	a.grpc = grpc.NewServer(append(authz.GRPCServerOptions(), a.tracing.ServerOptions()...)...)
+	a.Authz.RegisterGRPC(a.grpc)
 	// Envoy streams access logs of upstream 401s here (the shipped
 	// configs' http_grpc logger): each purges the token it was sent with.
 	accesslogv3.RegisterAccessLogServiceServer(a.grpc, a.Authz.AccessLogService(a.Source, a.metrics))

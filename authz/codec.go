@@ -1,0 +1,109 @@
+package authz
+
+import (
+	"context"
+	"fmt"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/encoding"
+	"google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	protov2 "google.golang.org/protobuf/proto"
+)
+
+// The gRPC side of a check, without the standard price: a CheckRequest is
+// read by the wire decoder (wire.go) into the few fields a check uses,
+// and a cache hit's response is sent as the bytes it was encoded to when
+// its entry was first used. Every other message (health, reflection,
+// access logs) goes through grpc-go's own proto codec.
+
+// wireCheck is a CheckRequest as the codec decodes it: its bytes, kept for
+// as long as the check's strings point into them, and those fields.
+type wireCheck struct {
+	bytes  []byte
+	fields checkFields
+}
+
+// rendered is a response ready to send: the message, and its encoding
+// when it was made once for many sends (a hit's); nil wire: encode msg.
+type rendered struct {
+	msg  *authv3.CheckResponse
+	wire mem.BufferSlice
+}
+
+// prerender encodes msg once, for a response sent many times. gRPC never
+// writes to the buffers it sends, and frees a SliceBuffer as a no-op, so
+// every send may share one.
+func prerender(msg *authv3.CheckResponse) *rendered {
+	wire, err := protov2.Marshal(msg)
+	if err != nil { // a response we built always encodes; send msg and let gRPC say why not
+		return &rendered{msg: msg}
+	}
+	return &rendered{msg: msg, wire: mem.BufferSlice{mem.SliceBuffer(wire)}}
+}
+
+// checkCodec is the server's codec, under the standard codec's name
+// "proto" (so clients need nothing): CheckRequests and prerendered
+// responses are its own, everything else the standard codec's.
+type checkCodec struct{ std encoding.CodecV2 }
+
+func (checkCodec) Name() string { return proto.Name }
+
+func (c checkCodec) Unmarshal(data mem.BufferSlice, v any) error {
+	req, ok := v.(*wireCheck)
+	if !ok {
+		return c.std.Unmarshal(data, v)
+	}
+	// A copy the request owns: gRPC reuses data's buffers once this
+	// returns, and the check's strings outlive it.
+	req.bytes = data.Materialize()
+	if err := decodeCheck(req.bytes, &req.fields); err != nil {
+		return fmt.Errorf("grpc: failed to unmarshal the CheckRequest: %w", err)
+	}
+	return nil
+}
+
+func (c checkCodec) Marshal(v any) (mem.BufferSlice, error) {
+	if r, ok := v.(*rendered); ok {
+		if r.wire != nil {
+			return r.wire, nil
+		}
+		v = r.msg
+	}
+	return c.std.Marshal(v)
+}
+
+// GRPCServerOptions are the options a gRPC server serving RegisterGRPC's
+// Authorization service must be created with: its codec.
+func GRPCServerOptions() []grpc.ServerOption {
+	return []grpc.ServerOption{grpc.ForceServerCodecV2(newCheckCodec())}
+}
+
+func newCheckCodec() checkCodec { return checkCodec{std: encoding.GetCodecV2(proto.Name)} }
+
+// RegisterGRPC registers s as envoy.service.auth.v3.Authorization on g,
+// which must have been created with GRPCServerOptions. It is the generated
+// service with Check's handler decoding through the codec.
+func (s *Server) RegisterGRPC(g *grpc.Server) {
+	desc := authv3.Authorization_ServiceDesc
+	desc.Methods = []grpc.MethodDesc{{MethodName: "Check", Handler: checkHandler}}
+	g.RegisterService(&desc, s)
+}
+
+// checkHandler is the generated _Authorization_Check_Handler with a
+// wireCheck in place of the CheckRequest.
+func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	req := &wireCheck{}
+	if err := dec(req); err != nil {
+		return nil, err
+	}
+	s := srv.(*Server)
+	if interceptor == nil {
+		return s.check(ctx, &req.fields), nil
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
+	return interceptor(ctx, req, info, func(ctx context.Context, req any) (any, error) {
+		return s.check(ctx, &req.(*wireCheck).fields), nil
+	})
+}
