@@ -43,7 +43,7 @@ func binary(t *testing.T) string {
 		}
 		built.path = filepath.Join(built.dir, "tokenauthz")
 		built.out, built.err = exec.Command("go", "build", "-o", built.path,
-			"-ldflags", "-X main.buildVersion=v9.8.7 -X main.buildCommit=0123abcd", ".").CombinedOutput()
+			"-ldflags", "-X github.com/tokenauthz/tokenauthz/internal/buildinfo.version=v9.8.7 -X github.com/tokenauthz/tokenauthz/internal/buildinfo.commit=0123abcd", ".").CombinedOutput()
 	})
 	if built.err != nil {
 		t.Fatalf("go build: %v\n%s", built.err, built.out)

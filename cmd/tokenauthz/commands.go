@@ -4,14 +4,13 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/tokenauthz/tokenauthz/internal/app"
+	"github.com/tokenauthz/tokenauthz/internal/buildinfo"
 	"github.com/tokenauthz/tokenauthz/internal/demo"
 	"github.com/tokenauthz/tokenauthz/internal/explain"
 	"github.com/tokenauthz/tokenauthz/internal/probe"
@@ -121,46 +120,9 @@ func (c *command) demo() func(context.Context) int {
 
 func (c *command) version() func(context.Context) int {
 	return func(context.Context) int {
-		fmt.Fprintln(c.stdout, version())
+		fmt.Fprintln(c.stdout, buildinfo.String())
 		return 0
 	}
-}
-
-// Build stamps for builds where Go cannot read VCS information itself (a
-// docker build without .git, GOFLAGS=-buildvcs=false):
-//
-//	go build -ldflags "-X main.buildVersion=v1.2.3 -X main.buildCommit=$(git rev-parse HEAD)"
-//
-// `make build` and the Dockerfile set them.
-var buildVersion, buildCommit string
-
-// version names the module version, the commit and the Go version: from the
-// build info, else from the build stamps.
-func version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		info = &debug.BuildInfo{}
-	}
-	ver, commit, modified := info.Main.Version, buildCommit, false
-	if buildVersion != "" {
-		ver = buildVersion
-	}
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			commit = s.Value
-		case "vcs.modified":
-			modified = s.Value == "true"
-		}
-	}
-	v := "tokenauthz " + cmp.Or(ver, "(unknown version)")
-	if commit != "" {
-		v += " commit " + commit
-	}
-	if modified {
-		v += " (modified)"
-	}
-	return v + " " + cmp.Or(info.GoVersion, runtime.Version())
 }
 
 type multi []string
