@@ -32,6 +32,7 @@ func (c *command) serve() func(context.Context) int {
 		}
 		cfg.Listen.GRPC = cmp.Or(f.GRPCAddr, cfg.Listen.GRPC)
 		cfg.Listen.HTTP = cmp.Or(f.HTTPAddr, cfg.Listen.HTTP)
+		cfg.Listen.Admin = cmp.Or(f.AdminAddr, cfg.Listen.Admin)
 		a, err := app.Start(ctx, cfg, log)
 		if err != nil {
 			return c.exit(err)
@@ -108,6 +109,7 @@ func (c *command) demo() func(context.Context) int {
 	opts := demo.Options{}
 	c.fs.StringVar(&opts.GRPCAddr, "grpc-addr", "127.0.0.1:9001", "tokenauthz gRPC listen address")
 	c.fs.StringVar(&opts.HTTPAddr, "http-addr", "127.0.0.1:9002", "tokenauthz HTTP listen address")
+	c.fs.StringVar(&opts.AdminAddr, "admin-addr", "127.0.0.1:9003", "tokenauthz admin listen address (the status page)")
 	c.fs.StringVar(&opts.IdPAddr, "idp-addr", "127.0.0.1:9400", "the development OpenID provider's address")
 	return func(ctx context.Context) int {
 		log, err := c.logger()

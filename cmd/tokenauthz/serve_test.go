@@ -16,7 +16,7 @@ import (
 )
 
 const serveConfig = `
-listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0"}
+listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "127.0.0.1:0"}
 defaults: {issuer: %q, client_id: cli, client_secret: cli-secret}
 services:
   orders: {hosts: [orders.internal], grant_type: client_credentials}

@@ -18,7 +18,7 @@ import (
 )
 
 const redactionConfig = `
-listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}
+listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}
 defaults: {issuer: %[1]s, client_id: app, client_secret: app-secret}
 services:
   orders: {hosts: [orders.internal], grant_type: token_exchange, scope: orders.read}

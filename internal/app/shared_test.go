@@ -16,7 +16,7 @@ import (
 )
 
 const prewarmConfig = `
-listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}
+listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}
 cache: {prewarm: true}
 defaults: {issuer: %s, client_id: app, client_secret: app-secret}
 services:
@@ -78,7 +78,7 @@ func TestPrewarm(t *testing.T) {
 }
 
 const sharedAppConfig = `
-listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}
+listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}
 cache:
   shared: {addresses: [%q], keys_file: %s, prefix: "app-test:"}
 defaults: {issuer: %s, client_id: app, client_secret: app-secret}
