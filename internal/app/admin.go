@@ -35,12 +35,20 @@ func (a *App) newStatus() *status.Page {
 // otherwise, and then a warning says so.
 func (a *App) serveAdmin(lis net.Listener) {
 	a.admin = &http.Server{Handler: a.status.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	if tcp, ok := lis.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+	if beyondLoopback(lis.Addr()) {
 		a.log.LogAttrs(a.ctx, slog.LevelWarn, "admin listener bound beyond loopback: whoever reaches it sees the configuration and recent denials",
 			slog.String("admin", lis.Addr().String()))
 	}
 	go a.status.Run(a.ctx)
 	go func() { a.errs <- a.admin.Serve(lis) }()
+}
+
+// beyondLoopback reports whether a listener bound to addr can be reached
+// from other hosts: any address but 127.0.0.0/8 and ::1 (0.0.0.0 and ::
+// included).
+func beyondLoopback(addr net.Addr) bool {
+	tcp, ok := addr.(*net.TCPAddr)
+	return !ok || !tcp.IP.IsLoopback()
 }
 
 // AdminAddr is the address of the admin listener (the status page).

@@ -146,14 +146,14 @@ func (p *Page) Snapshot() Snapshot {
 	}
 	if sh := cfg.Cache.Shared; sh != nil && p.o.Shared != nil {
 		s.Shared = &Shared{Up: p.o.Shared.Up(), Addresses: list(sh.Addresses), Cluster: len(sh.Addresses) > 1, TLS: sh.TLS != nil,
-			Prefix: sh.Prefix, Keys: len(sh.Keys), KeysFile: sh.KeysFile}
+			Prefix: sh.Prefix, Keys: p.o.Shared.Keys(), KeysFile: sh.KeysFile}
 	}
 	return s
 }
 
 // level is the settings of one level as the page shows them.
 func level(cfg *config.Config, s *scopes.Settings) Level {
-	l := Level{Grant: string(s.Grant), Header: s.Header}
+	l := Level{Grant: string(s.Grant), Scope: []string{}, Header: s.Header}
 	if s.Callers != nil {
 		l.Callers = slices.Clone(s.Callers)
 	}

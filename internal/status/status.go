@@ -33,9 +33,11 @@ type (
 	Checks interface {
 		CheckCounts() []metrics.CheckCount
 	}
-	// SharedCache tells whether the shared cache in Redis is in use.
+	// SharedCache tells whether the shared cache in Redis is in use, and
+	// with how many keys (a reload may have rotated them).
 	SharedCache interface {
 		Up() bool
+		Keys() int
 	}
 )
 
