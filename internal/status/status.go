@@ -45,7 +45,7 @@ type (
 // Now is required.
 type Options struct {
 	Version   string
-	Config    func() *config.Config        // the configuration in effect
+	Config    func() *config.Config         // the configuration in effect
 	Issuers   func(*config.Config) []string // the issuers it discovers
 	NotReady  func() string                 // "" when ready, else why not (as /readyz)
 	Discovery Discovery
