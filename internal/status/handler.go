@@ -146,12 +146,16 @@ func (v view) Rel(t time.Time) string {
 	return "in " + d.String()
 }
 
-// Seconds is the hit ratios' window, as "60s".
-func (v view) Seconds() string {
+// Window names the hit ratios' window: the last minute and a little more,
+// or the time since start while the process is younger.
+func (v view) Window() string {
 	for _, s := range v.Services {
-		return fmt.Sprintf("%.0fs", s.Cache.Window)
+		if w := s.Cache.Window; w < rateWindow.Seconds() {
+			return fmt.Sprintf("the %.0fs since start", w)
+		}
+		return fmt.Sprintf("the last %.0fs", s.Cache.Window)
 	}
-	return "minute"
+	return "the last minute"
 }
 
 // At is t in UTC with its distance from the snapshot.
