@@ -12,7 +12,8 @@ import (
 )
 
 // newStatus makes the status page of a: it reads the configuration in
-// effect, discovery, the cache and the metrics when asked for.
+// effect, discovery, the cache and the metrics when asked for, and hears
+// of denials from the metrics.
 func (a *App) newStatus() *status.Page {
 	o := status.Options{
 		Version:   buildinfo.String(),
@@ -26,7 +27,9 @@ func (a *App) newStatus() *status.Page {
 	if a.shared != nil {
 		o.Shared = a.shared
 	}
-	return status.New(o)
+	p := status.New(o)
+	a.metrics.OnDenial(p.ObserveDenial) // before the first check: Start has not served yet
+	return p
 }
 
 // serveAdmin serves the status page on lis: /status and /status.json,

@@ -107,8 +107,8 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 		MaxInFlight:   cfg.TokenRequest.MaxInFlight,
 		Shared:        tier,
 	})
+	a.Authz = authz.New(cfg, a.Source, authz.Options{Log: log.With("component", "authz"), Observer: a.metrics})
 	a.status = a.newStatus()
-	a.Authz = authz.New(cfg, a.Source, authz.Options{Log: log.With("component", "authz"), Observer: a.status.Observer(a.metrics)})
 	a.observeState()
 
 	a.grpc = grpc.NewServer(a.tracing.ServerOptions()...)

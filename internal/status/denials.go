@@ -4,12 +4,10 @@ import (
 	"cmp"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/tokenauthz/tokenauthz/authz"
-	"github.com/tokenauthz/tokenauthz/tokens"
 )
 
 // DefaultDenials is how many recent denials the page keeps.
@@ -71,48 +69,5 @@ func (r *denials) list() []Denial {
 		}
 	}
 	slices.SortFunc(out, func(a, b Denial) int { return cmp.Compare(b.seq, a.seq) })
-	return out
-}
-
-// observer is the authz.Observer the server runs with: next (the metrics)
-// sees every check; the page keeps only what the metrics do not count,
-// denials and per-service misses, so an allowed cache hit costs it two
-// string comparisons.
-type observer struct {
-	next    authz.Observer
-	denials *denials
-	misses  *counters
-	now     func() time.Time
-}
-
-func (o observer) ObserveCheck(d authz.Decision, elapsed time.Duration) {
-	o.next.ObserveCheck(d, elapsed)
-	switch {
-	case d.Reason == authz.ReasonTokenInjected:
-		if d.Cache == tokens.CacheMiss {
-			o.misses.add(d.Service)
-		}
-	case !d.Allowed():
-		o.denials.add(d, o.now())
-	}
-}
-
-// counters counts by service; services are the configured ones, few.
-type counters struct{ m sync.Map } // service -> *atomic.Uint64
-
-func (c *counters) add(service string) {
-	v, ok := c.m.Load(service)
-	if !ok {
-		v, _ = c.m.LoadOrStore(service, new(atomic.Uint64))
-	}
-	v.(*atomic.Uint64).Add(1)
-}
-
-func (c *counters) read() map[string]uint64 {
-	out := map[string]uint64{}
-	c.m.Range(func(k, v any) bool {
-		out[k.(string)] = v.(*atomic.Uint64).Load()
-		return true
-	})
 	return out
 }

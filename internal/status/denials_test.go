@@ -7,75 +7,34 @@ import (
 	"time"
 
 	"github.com/tokenauthz/tokenauthz/authz"
-	"github.com/tokenauthz/tokenauthz/tokens"
 )
 
-// counting is the next observer: it counts what it is told.
-type counting struct{ n *int }
-
-func (c counting) ObserveCheck(authz.Decision, time.Duration) { *c.n++ }
-
-func TestObserverKeepsDenialsAndMisses(t *testing.T) {
+func TestDenialsKeepTheLastNewestFirst(t *testing.T) {
 	at := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
-	deny := func(i int) authz.Decision {
-		return authz.Decision{Reason: authz.ReasonNoMatch, RequestID: fmt.Sprint("req-", i), Message: "no service matches"}
-	}
 	tests := []struct {
-		name       string
-		decisions  []authz.Decision
-		wantIDs    []string // request ids of the denials kept, newest first
-		wantMisses map[string]uint64
+		name    string
+		denials int
+		wantIDs []string
 	}{
-		{
-			name: "allowed-checks-are-not-kept",
-			decisions: []authz.Decision{
-				{Reason: authz.ReasonTokenInjected, Service: "orders", Cache: tokens.CacheHit},
-				{Reason: authz.ReasonTokenInjected, Service: "orders", Cache: tokens.CacheRefresh},
-				{Reason: authz.ReasonNoGrant, Service: "public"},
-				{Reason: authz.ReasonUnmatchedAllowed},
-			},
-			wantMisses: map[string]uint64{},
-		},
-		{
-			name: "misses-counted-by-service",
-			decisions: []authz.Decision{
-				{Reason: authz.ReasonTokenInjected, Service: "orders", Cache: tokens.CacheMiss},
-				{Reason: authz.ReasonTokenInjected, Service: "orders", Cache: tokens.CacheMiss},
-				{Reason: authz.ReasonTokenInjected, Service: "billing", Cache: tokens.CacheMiss},
-				{Reason: authz.ReasonTokenInjected, Service: "billing", Cache: tokens.CacheHit},
-			},
-			wantMisses: map[string]uint64{"orders": 2, "billing": 1},
-		},
-		{
-			name:       "ring-keeps-the-last-three-newest-first",
-			decisions:  []authz.Decision{deny(1), deny(2), deny(3), deny(4), deny(5)},
-			wantIDs:    []string{"req-5", "req-4", "req-3"},
-			wantMisses: map[string]uint64{},
-		},
+		{"none", 0, nil},
+		{"fewer-than-kept", 2, []string{"req-2", "req-1"}},
+		{"ring-keeps-the-last-three", 5, []string{"req-5", "req-4", "req-3"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			n := 0
 			p := New(Options{Denials: 3, Now: func() time.Time { return at }})
-			obs := p.Observer(counting{&n})
-			for _, d := range tc.decisions {
-				obs.ObserveCheck(d, time.Millisecond)
-			}
-			if n != len(tc.decisions) {
-				t.Errorf("next observer saw %d checks, want all %d", n, len(tc.decisions))
+			for i := 1; i <= tc.denials; i++ {
+				p.ObserveDenial(authz.Decision{Reason: authz.ReasonNoMatch, RequestID: fmt.Sprint("req-", i), Message: "no service matches"})
 			}
 			var ids []string
 			for _, d := range p.denials.list() {
 				ids = append(ids, d.RequestID)
-				if d.Time != at || d.Status != 403 || d.Reason != string(authz.ReasonNoMatch) {
-					t.Errorf("denial %+v: want time, status 403 and reason recorded", d)
+				if d.Time != at || d.Status != 403 || d.Reason != string(authz.ReasonNoMatch) || d.Message != "no service matches" {
+					t.Errorf("denial %+v: want time, status 403, reason and message recorded", d)
 				}
 			}
 			if fmt.Sprint(ids) != fmt.Sprint(tc.wantIDs) {
 				t.Errorf("denials %v, want %v", ids, tc.wantIDs)
-			}
-			if got := p.misses.read(); fmt.Sprint(got) != fmt.Sprint(tc.wantMisses) {
-				t.Errorf("misses %v, want %v", got, tc.wantMisses)
 			}
 		})
 	}

@@ -20,7 +20,8 @@ const (
 
 // sample is the counters at one moment, by service: checks that injected a
 // token (the metrics' tokenauthz_checks_total{reason="token_injected"})
-// and those among them that waited for a token request (misses).
+// and those among them that waited for a token request (misses, which the
+// metrics count beside that series).
 type sample struct {
 	at       time.Time
 	injected map[string]uint64

@@ -2,9 +2,9 @@
 // /status.json (the same data): the build, the configuration and its last
 // reload, issuers, services with the settings in effect, the token cache by
 // service, the last denials, and an explain form answering as `tokenauthz
-// explain` does. Everything is read when the page is asked for; checks pay
-// only for what no metric counts already (denials and misses, see
-// observer). No token, secret, assertion or key is ever part of it, and
+// explain` does. Everything is read when the page is asked for, from what
+// the metrics count already: checks pay nothing more, but a denial its
+// place in the ring of the last ones (ObserveDenial). No token, secret, assertion or key is ever part of it, and
 // everything a request supplied is escaped by html/template.
 package status
 
@@ -29,7 +29,8 @@ type (
 	Cache interface {
 		ServiceCaches() map[string]tokens.ServiceCache
 	}
-	// Checks reads the checks counted by reason and service.
+	// Checks reads the checks counted by reason and service, and their
+	// misses.
 	Checks interface {
 		CheckCounts() []metrics.CheckCount
 	}
@@ -60,7 +61,6 @@ type Options struct {
 type Page struct {
 	o       Options
 	denials *denials
-	misses  *counters
 	rates   *rates
 	load    atomic.Pointer[Load]
 }
@@ -78,7 +78,7 @@ func New(o Options) *Page {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	p := &Page{o: o, denials: newDenials(o.Denials), misses: &counters{}}
+	p := &Page{o: o, denials: newDenials(o.Denials)}
 	p.rates = &rates{read: p.sample}
 	p.ObserveLoad("start", nil)
 	return p
@@ -87,10 +87,9 @@ func New(o Options) *Page {
 // Run samples the counters for the hit ratios until ctx ends.
 func (p *Page) Run(ctx context.Context) { p.rates.run(ctx, p.o.Now) }
 
-// Observer is next, plus what the page keeps of each check.
-func (p *Page) Observer(next authz.Observer) authz.Observer {
-	return observer{next: next, denials: p.denials, misses: p.misses, now: p.o.Now}
-}
+// ObserveDenial keeps d among the last denials; metrics.OnDenial calls it
+// for denied checks only.
+func (p *Page) ObserveDenial(d authz.Decision) { p.denials.add(d, p.o.Now()) }
 
 // ObserveLoad records a configuration load: trigger says what caused it,
 // err why it was rejected (nil: accepted).
@@ -104,12 +103,12 @@ func (p *Page) ObserveLoad(trigger string, err error) {
 
 // sample reads the counters the hit ratios are made of.
 func (p *Page) sample(now time.Time) sample {
-	s := sample{at: now, injected: map[string]uint64{}}
+	s := sample{at: now, injected: map[string]uint64{}, misses: map[string]uint64{}}
 	for _, c := range p.o.Checks.CheckCounts() {
 		if c.Reason == authz.ReasonTokenInjected {
 			s.injected[c.Service] += c.Count
+			s.misses[c.Service] += c.Misses
 		}
 	}
-	s.misses = p.misses.read()
 	return s
 }
