@@ -19,8 +19,9 @@ COPY . .
 #   docker build --build-arg VERSION=$(git describe --always) --build-arg COMMIT=$(git rev-parse HEAD) .
 ARG VERSION=""
 ARG COMMIT=""
+ARG STAMPS=github.com/tokenauthz/tokenauthz/internal/buildinfo
 RUN CGO_ENABLED=0 go build -trimpath -buildvcs=false \
-    -ldflags="-s -w -X main.buildVersion=${VERSION} -X main.buildCommit=${COMMIT}" \
+    -ldflags="-s -w -X ${STAMPS}.version=${VERSION} -X ${STAMPS}.commit=${COMMIT}" \
     -o /out/tokenauthz ./cmd/tokenauthz
 
 FROM gcr.io/distroless/static-debian12:nonroot
@@ -28,6 +29,9 @@ COPY --from=build /out/tokenauthz /tokenauthz
 USER nonroot:nonroot
 # 9001: gRPC ext_authz (Envoy) and gRPC health, 9002: HTTP (/healthz,
 # /readyz, /metrics, /check). distroless has no shell or curl: probe with
-# the binary itself, `/tokenauthz health --addr 127.0.0.1:9001`.
+# the binary itself, `/tokenauthz health --addr 127.0.0.1:9001`. The admin
+# listener (/status, 127.0.0.1:9003) stays on the container's loopback:
+# not exposed; reach it with `kubectl port-forward`, or bind it wider
+# with --admin-addr (a warning is logged).
 EXPOSE 9001 9002
 ENTRYPOINT ["/tokenauthz", "serve"]

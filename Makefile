@@ -6,9 +6,10 @@ help: ## list targets
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null)
+STAMPS := github.com/tokenauthz/tokenauthz/internal/buildinfo
 
 build: ## build ./tokenauthz, stamped with version and commit
-	$(GO) build -ldflags "-X main.buildVersion=$(VERSION) -X main.buildCommit=$(COMMIT)" -o tokenauthz ./cmd/tokenauthz
+	$(GO) build -ldflags "-X $(STAMPS).version=$(VERSION) -X $(STAMPS).commit=$(COMMIT)" -o tokenauthz ./cmd/tokenauthz
 
 demo: ## run the demo (development IdP + tokenauthz + sample checks)
 	$(GO) run ./cmd/tokenauthz demo

@@ -17,7 +17,7 @@ import (
 // fleetConfig is a replica's configuration in `bench fleet`: cc services on
 // client credentials (one key each) and a token-exchange endpoint (one key
 // per user).
-const fleetConfig = `listen: {grpc: %q, http: %q}
+const fleetConfig = `listen: {grpc: %q, http: %q, admin: "127.0.0.1:0"}
 cache: {expiry_skew: %s, refresh_before: %s%s}
 defaults: {issuer: %s, client_id: %s, client_secret: %s}
 services:

@@ -25,7 +25,7 @@ import (
 // floodConfig: one client-credentials service and one token-exchange
 // service on the slow IdP; the cache is set so that the client-credentials
 // token is refreshed while the flood runs.
-const floodConfig = `listen: {grpc: %q, http: %q}
+const floodConfig = `listen: {grpc: %q, http: %q, admin: "127.0.0.1:0"}
 cache: {expiry_skew: 1s, refresh_before: %s}
 token_request: {timeout: 3s%s}
 defaults: {token_url: %s, client_id: bench, client_secret: bench-secret}

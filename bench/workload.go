@@ -17,7 +17,7 @@ import (
 // benchConfig is tokenauthz's configuration in every benchmark: one service
 // on client credentials with a token-exchange endpoint, matched by host and
 // path (no context extensions, so matching is exercised too).
-const benchConfig = `listen: {grpc: %q, http: %q}
+const benchConfig = `listen: {grpc: %q, http: %q, admin: "127.0.0.1:0"}
 cache: {expiry_skew: %s, refresh_before: %s, max_entries: %d%s}
 defaults:
   issuer: %s

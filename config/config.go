@@ -55,8 +55,9 @@ type Config struct {
 	Warnings []string
 }
 
-// Listen holds the listener addresses.
-type Listen struct{ GRPC, HTTP string }
+// Listen holds the listener addresses. Admin serves the status page: only
+// operators should reach it, so it defaults to loopback.
+type Listen struct{ GRPC, HTTP, Admin string }
 
 // Cache holds the token cache settings.
 type Cache struct {
@@ -83,7 +84,7 @@ type TokenRequest struct {
 
 // Built-in defaults for keys the file leaves out.
 var defaults = Config{
-	Listen:       Listen{GRPC: "127.0.0.1:9001", HTTP: "127.0.0.1:9002"},
+	Listen:       Listen{GRPC: "127.0.0.1:9001", HTTP: "127.0.0.1:9002", Admin: "127.0.0.1:9003"},
 	Unmatched:    UnmatchedDeny,
 	Cache:        Cache{ExpirySkew: 30 * time.Second, RefreshBefore: 60 * time.Second, MaxEntries: 100000, PurgeInterval: 10 * time.Second},
 	TokenRequest: TokenRequest{Timeout: 3 * time.Second, MaxInFlight: 64},

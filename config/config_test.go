@@ -41,7 +41,7 @@ func TestLoadGood(t *testing.T) {
 	if cfg.Path != path {
 		t.Errorf("Path = %q, want %q", cfg.Path, path)
 	}
-	if want := (Listen{GRPC: "127.0.0.1:19001", HTTP: "127.0.0.1:19002"}); cfg.Listen != want {
+	if want := (Listen{GRPC: "127.0.0.1:19001", HTTP: "127.0.0.1:19002", Admin: "127.0.0.1:19003"}); cfg.Listen != want {
 		t.Errorf("Listen = %+v, want %+v", cfg.Listen, want)
 	}
 	if cfg.Unmatched != UnmatchedAllow {
@@ -361,6 +361,15 @@ func TestParse(t *testing.T) {
 				cfg.Routes, cfg.creds = nil, nil
 				if !reflect.DeepEqual(*cfg, want) {
 					t.Errorf("got %+v, want %+v", *cfg, want)
+				}
+			},
+		},
+		{
+			name: "admin-listener-defaults-to-loopback",
+			yaml: "listen: {grpc: '0.0.0.0:9001', http: '0.0.0.0:9002'}",
+			check: func(t *testing.T, cfg *Config) {
+				if want := (Listen{GRPC: "0.0.0.0:9001", HTTP: "0.0.0.0:9002", Admin: "127.0.0.1:9003"}); cfg.Listen != want {
+					t.Errorf("Listen = %+v, want %+v", cfg.Listen, want)
 				}
 			},
 		},

@@ -19,8 +19,9 @@ type rawFile struct {
 }
 
 type rawListen struct {
-	GRPC string `yaml:"grpc"`
-	HTTP string `yaml:"http"`
+	GRPC  string `yaml:"grpc"`
+	HTTP  string `yaml:"http"`
+	Admin string `yaml:"admin"`
 }
 
 type rawCache struct {

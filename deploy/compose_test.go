@@ -114,7 +114,7 @@ func TestComposeWaitsForHealthyTokenauthz(t *testing.T) {
 // and returns its gRPC address.
 func readyTokenauthz(t *testing.T) string {
 	t.Helper()
-	cfg, err := config.Parse("ready.yaml", []byte("listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}\n"+
+	cfg, err := config.Parse("ready.yaml", []byte("listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}\n"+
 		"services: {a: {hosts: [a], token_url: https://idp.invalid/token, client_id: x, client_secret: y, grant_type: client_credentials}}\n"))
 	if err != nil {
 		t.Fatal(err)

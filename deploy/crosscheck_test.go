@@ -114,7 +114,7 @@ func scrapeRunning(t *testing.T) exposition {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "tokenauthz.yaml")
 	text := fmt.Sprintf(`
-listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}
+listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}
 cache:
   shared: {addresses: [%q], keys_file: cache-keys}
 defaults: {client_id: c, client_secret: s, grant_type: client_credentials}

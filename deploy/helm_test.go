@@ -144,7 +144,10 @@ func TestHelmTemplate(t *testing.T) {
 			checkRelations(t, b, p, tc.want)
 			checkMonitoring(t, b, tc.want)
 			var cfg *config.Config
-			t.Run("config-loads-from-the-pod-volumes", func(t *testing.T) { cfg = loadPodConfig(t, b, p, w) })
+			t.Run("config-loads-from-the-pod-volumes", func(t *testing.T) {
+				cfg = loadPodConfig(t, b, p, w)
+				checkAdmin(t, b, p, cfg)
+			})
 			if tc.extra != nil {
 				t.Run("specific", func(t *testing.T) { tc.extra(t, b, p, cfg) })
 			}

@@ -25,6 +25,7 @@ func TestKubernetesManifest(t *testing.T) {
 	checkRelations(t, b, p, expect{pdb: true, spread: true, networkPolicy: true, minReplicas: 2})
 	t.Run("config-loads-from-the-pod-volumes", func(t *testing.T) {
 		cfg := loadPodConfig(t, b, p, world{secrets: map[string]map[string]string{"tokenauthz-client": {"client-secret": "s"}}})
+		checkAdmin(t, b, p, cfg)
 		for _, host := range []string{"orders", "orders:8080", "api.partner.example.com"} {
 			if err := hostMatches(cfg, host); err != nil {
 				t.Errorf("host %s: %v", host, err)

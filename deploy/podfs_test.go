@@ -130,7 +130,7 @@ type live struct{ grpc, http string }
 func startLive(t *testing.T) live {
 	t.Helper()
 	cfg, err := config.Parse("live.yaml", []byte(`
-listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}
+listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}
 services:
   down: {hosts: [down], issuer: "http://127.0.0.1:1/", client_id: x, client_secret: y, grant_type: client_credentials}
 `))

@@ -180,6 +180,25 @@ func graceCovers(p pod) string {
 	return "true"
 }
 
+// checkAdmin: the status page stays on the pod's loopback (an operator
+// reaches it with kubectl port-forward): the admin address its flags and
+// config give is loopback, and no container or Service port is its port.
+func checkAdmin(t *testing.T, b bundle, p pod, cfg *config.Config) {
+	t.Helper()
+	addr := cmpOr(p.flags.AdminAddr, cfg.Listen.Admin)
+	host, port, err := net.SplitHostPort(addr)
+	ip := net.ParseIP(host)
+	checks := []check{{"admin-addr-is-loopback", fmt.Sprint(err == nil && (host == "localhost" || ip != nil && ip.IsLoopback())), "true"}}
+	for _, cp := range p.c.Ports {
+		checks = append(checks, check{"container-port-" + cp.Name + "-is-not-the-admin-port", fmt.Sprint(fmt.Sprint(cp.ContainerPort) == port), "false"})
+	}
+	for _, sp := range one[*corev1.Service](t, b).Spec.Ports {
+		target := fmt.Sprint(p.containerPort(sp.TargetPort))
+		checks = append(checks, check{"service-port-" + sp.Name + "-is-not-the-admin-port", fmt.Sprint(target == port), "false"})
+	}
+	runChecks(t, checks)
+}
+
 // loadPodConfig loads the config as the pod would see it (podFiles), with
 // the environment it gets from Secrets.
 func loadPodConfig(t *testing.T, b bundle, p pod, w world) *config.Config {

@@ -74,7 +74,7 @@ func startReplica(t *testing.T, dir, name, yaml string) *replica {
 	for range 3 { // a port chosen free may be taken before the server binds it
 		grpcAddr, httpAddr := freeAddr(t), freeAddr(t)
 		path := filepath.Join(dir, name+".yaml")
-		text := fmt.Sprintf("listen: {grpc: %q, http: %q}\n%s", grpcAddr, httpAddr, yaml)
+		text := fmt.Sprintf("listen: {grpc: %q, http: %q, admin: 127.0.0.1:0}\n%s", grpcAddr, httpAddr, yaml)
 		if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 			t.Fatal(err)
 		}

@@ -31,7 +31,7 @@ type broker struct {
 // stops it (tests that count goroutines stop it before counting).
 func newBroker(t *testing.T, yaml string) *broker {
 	t.Helper()
-	cfg, err := config.Parse("e2e.yaml", []byte("listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}\n"+yaml))
+	cfg, err := config.Parse("e2e.yaml", []byte("listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}\n"+yaml))
 	if err != nil {
 		t.Fatal(err)
 	}

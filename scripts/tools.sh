@@ -10,7 +10,8 @@
 #     Caddy, grpcurl, Helm, promtool and ghz are built from the Go module
 #     proxy;
 #   - gcc (cgo) for Hydra's SQLite driver;
-#   - for nginx-light and docker-compose, unless they are installed already:
+#   - for nginx-light, docker-compose, redis and chromium, unless they are
+#     installed already:
 #     Debian or Ubuntu with apt-get, run as root (as CI does), or as a user
 #     with sudo. sudo is never called when already root.
 # On other systems install nginx (with auth_request) and docker-compose
@@ -37,12 +38,12 @@ SRC="$TOOLS_DIR/src"
 # The tools the tests need; installed when no names are given. Each follows
 # the shape of install_hydra: check binary and stamp, install, write the
 # stamp. Optional tools (ghz) are installed by name: scripts/tools.sh ghz.
-TOOLS=(hydra nginx caddy docker_compose grpcurl helm redis promtool)
+TOOLS=(hydra nginx caddy docker_compose grpcurl helm redis promtool chromium)
 
 # What each tool needs, checked by preflight: go (the Go toolchain), cc
 # (cgo with a C compiler), apt (apt-get as root or with sudo; needed only
 # when the program is not found already, which found_<name> tells).
-declare -A NEEDS=([hydra]="go cc" [nginx]=apt [caddy]=go [docker_compose]=apt [grpcurl]=go [ghz]=go [helm]=go [redis]=apt [promtool]=go)
+declare -A NEEDS=([hydra]="go cc" [nginx]=apt [caddy]=go [docker_compose]=apt [grpcurl]=go [ghz]=go [helm]=go [redis]=apt [promtool]=go [chromium]=apt)
 
 HYDRA_VERSION=v2.3.0
 # Hydra v2.3.0 needs Ory's fork of pop; the go.mod of hydra replaces it, but
@@ -74,6 +75,9 @@ REDIS_PACKAGE=redis-server
 # (promtool test rules) in the deploy tests. Prometheus 3 publishes its Go
 # module as v0.<minor>.<patch>: v0.316.0 is Prometheus 3.16.0.
 PROMTOOL_MODULE_VERSION=v0.316.0
+# chromium from Debian: the status page's browser tests drive it headless
+# with chromedp (a test tool's own browser download cannot work offline).
+CHROMIUM_PACKAGE=chromium
 
 # stamp_ok NAME WANT: the stamp of NAME records WANT.
 stamp_ok() {
@@ -355,6 +359,33 @@ install_promtool() {
 	mv "$BIN/promtool.tmp" "$BIN/promtool"
 	echo "$PROMTOOL_MODULE_VERSION" >"$STAMPS/promtool"
 	status=installed
+}
+
+# found_chromium: prints the Chromium found, if it runs.
+found_chromium() {
+	local found
+	found="$(readlink -f "$(command -v chromium || echo /usr/bin/chromium)" || true)"
+	if [[ -x "$found" ]] && "$found" --version >/dev/null 2>&1; then echo "$found"; fi
+}
+
+# chromium: Debian's chromium, installed with apt-get only when none runs;
+# .tools/bin/chromium links to it and the stamp records the version it
+# reports. The tests start it themselves, headless, with a fresh profile.
+install_chromium() {
+	local found
+	found="$(found_chromium)"
+	if [[ -z "$found" ]]; then
+		apt_install chromium "$CHROMIUM_PACKAGE"
+		found="$(found_chromium)"
+		if [[ -z "$found" ]]; then
+			echo "chromium: chromium does not run after installing $CHROMIUM_PACKAGE" >&2
+			exit 1
+		fi
+		status=installed
+	fi
+	# Debian's wrapper script may complain on stderr (its memory check):
+	# the stamp takes the version line only.
+	link_tool chromium chromium "$found" "$("$found" --version 2>/dev/null)"
 }
 
 # ghz: built from the Go module proxy with go install. Optional: the

@@ -9,10 +9,11 @@ import (
 
 // entry is a cached token or a cached failure.
 type entry struct {
-	tok   Token
-	err   error     // set: a failed fetch, answered without asking until `until`
-	fails int       // consecutive failures, this one included (failures only)
-	until time.Time // served until, by the Source clock
+	tok     Token
+	err     error     // set: a failed fetch, answered without asking until `until`
+	fails   int       // consecutive failures, this one included (failures only)
+	until   time.Time // served until, by the Source clock
+	service string    // Request.Service of the fetch that stored it (ServiceCaches)
 
 	refreshAt    atomic.Int64 // unix nanoseconds; 0: never refresh
 	refreshFails atomic.Int32 // consecutive failed refreshes
@@ -41,7 +42,7 @@ func (s *Source) newEntry(tok Token, r Request, now time.Time) *entry {
 			until, refresh = exp, false
 		}
 	}
-	e := &entry{tok: tok, until: until}
+	e := &entry{tok: tok, until: until, service: r.Service}
 	if refresh && now.Before(until) {
 		// Due refresh_before ahead of the end, but not before half the
 		// lifetime; then up to a quarter of the remaining span earlier, at

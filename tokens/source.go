@@ -362,7 +362,7 @@ func (s *Source) fetchAndStore(ctx context.Context, key string, r Request, prev 
 		}
 		window := failureWindow(fails, err)
 		err = withBackoff(err, window)
-		e := &entry{err: err, fails: fails, until: now.Add(window)}
+		e := &entry{err: err, fails: fails, until: now.Add(window), service: r.Service}
 		s.store(key, e, window+failureMemory)
 		return e, Token{}, err
 	}

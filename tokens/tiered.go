@@ -31,7 +31,7 @@ func (s *Source) loadShared(ctx context.Context, key string, r Request, prev *en
 		released, stop := s.tier.Wait(key)
 		if e, ok := s.tier.Get(ctx, key); ok && s.fresher(e, prev) {
 			stop()
-			return s.adopt(key, e)
+			return s.adopt(key, r.Service, e)
 		}
 		release := s.tier.Lock(ctx, key, s.lease)
 		if release == nil {
@@ -44,7 +44,7 @@ func (s *Source) loadShared(ctx context.Context, key string, r Request, prev *en
 		// Read again: the holder before us may have stored it just now.
 		e, ok := s.tier.Get(ctx, key)
 		if ok && s.fresher(e, prev) {
-			return s.adopt(key, e)
+			return s.adopt(key, r.Service, e)
 		}
 		return s.fetchShared(ctx, key, r, s.resume(prev, e, ok), sl)
 	}
@@ -101,8 +101,8 @@ func (s *Source) fetchShared(ctx context.Context, key string, r Request, prev *e
 
 // adopt stores the tier's entry locally with its own end and refresh
 // point, and answers with it.
-func (s *Source) adopt(key string, e SharedEntry) (Token, error) {
-	ent := &entry{tok: e.Token, fails: e.Fails, until: e.Until}
+func (s *Source) adopt(key, service string, e SharedEntry) (Token, error) {
+	ent := &entry{tok: e.Token, fails: e.Fails, until: e.Until, service: service}
 	ttl := e.Until.Sub(s.now())
 	if e.Err != nil {
 		ent.err = e.Err

@@ -43,7 +43,7 @@ func binary(t *testing.T) string {
 		}
 		built.path = filepath.Join(built.dir, "tokenauthz")
 		built.out, built.err = exec.Command("go", "build", "-o", built.path,
-			"-ldflags", "-X main.buildVersion=v9.8.7 -X main.buildCommit=0123abcd", ".").CombinedOutput()
+			"-ldflags", "-X github.com/tokenauthz/tokenauthz/internal/buildinfo.version=v9.8.7 -X github.com/tokenauthz/tokenauthz/internal/buildinfo.commit=0123abcd", ".").CombinedOutput()
 	})
 	if built.err != nil {
 		t.Fatalf("go build: %v\n%s", built.err, built.out)
@@ -56,6 +56,7 @@ type server struct {
 	cmd        *exec.Cmd
 	logs       *syncbuf.Buffer
 	grpc, http string // addresses from its "serving" log line
+	admin      string
 	exited     chan struct{}
 	code       int
 }
@@ -90,7 +91,7 @@ func serveBinary(t *testing.T, args ...string) *server {
 			t.Fatalf("serve did not start:\n%s", s.logs.String())
 		}
 		if rec := s.logLines("serving"); len(rec) == 1 {
-			s.grpc, s.http = rec[0]["grpc"].(string), rec[0]["http"].(string)
+			s.grpc, s.http, s.admin = rec[0]["grpc"].(string), rec[0]["http"].(string), rec[0]["admin"].(string)
 		}
 	}
 	return s

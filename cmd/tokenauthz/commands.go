@@ -4,14 +4,13 @@ import (
 	"cmp"
 	"context"
 	"fmt"
-	"runtime"
-	"runtime/debug"
 	"strings"
 	"time"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 
 	"github.com/tokenauthz/tokenauthz/internal/app"
+	"github.com/tokenauthz/tokenauthz/internal/buildinfo"
 	"github.com/tokenauthz/tokenauthz/internal/demo"
 	"github.com/tokenauthz/tokenauthz/internal/explain"
 	"github.com/tokenauthz/tokenauthz/internal/probe"
@@ -33,6 +32,7 @@ func (c *command) serve() func(context.Context) int {
 		}
 		cfg.Listen.GRPC = cmp.Or(f.GRPCAddr, cfg.Listen.GRPC)
 		cfg.Listen.HTTP = cmp.Or(f.HTTPAddr, cfg.Listen.HTTP)
+		cfg.Listen.Admin = cmp.Or(f.AdminAddr, cfg.Listen.Admin)
 		a, err := app.Start(ctx, cfg, log)
 		if err != nil {
 			return c.exit(err)
@@ -113,6 +113,7 @@ func (c *command) demo() func(context.Context) int {
 	opts := demo.Options{}
 	c.fs.StringVar(&opts.GRPCAddr, "grpc-addr", "127.0.0.1:9001", "tokenauthz gRPC listen address")
 	c.fs.StringVar(&opts.HTTPAddr, "http-addr", "127.0.0.1:9002", "tokenauthz HTTP listen address")
+	c.fs.StringVar(&opts.AdminAddr, "admin-addr", "127.0.0.1:9003", "tokenauthz admin listen address (the status page)")
 	c.fs.StringVar(&opts.IdPAddr, "idp-addr", "127.0.0.1:9400", "the development OpenID provider's address")
 	return func(ctx context.Context) int {
 		log, err := c.logger()
@@ -125,46 +126,9 @@ func (c *command) demo() func(context.Context) int {
 
 func (c *command) version() func(context.Context) int {
 	return func(context.Context) int {
-		fmt.Fprintln(c.stdout, version())
+		fmt.Fprintln(c.stdout, buildinfo.String())
 		return 0
 	}
-}
-
-// Build stamps for builds where Go cannot read VCS information itself (a
-// docker build without .git, GOFLAGS=-buildvcs=false):
-//
-//	go build -ldflags "-X main.buildVersion=v1.2.3 -X main.buildCommit=$(git rev-parse HEAD)"
-//
-// `make build` and the Dockerfile set them.
-var buildVersion, buildCommit string
-
-// version names the module version, the commit and the Go version: from the
-// build info, else from the build stamps.
-func version() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		info = &debug.BuildInfo{}
-	}
-	ver, commit, modified := info.Main.Version, buildCommit, false
-	if buildVersion != "" {
-		ver = buildVersion
-	}
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			commit = s.Value
-		case "vcs.modified":
-			modified = s.Value == "true"
-		}
-	}
-	v := "tokenauthz " + cmp.Or(ver, "(unknown version)")
-	if commit != "" {
-		v += " commit " + commit
-	}
-	if modified {
-		v += " (modified)"
-	}
-	return v + " " + cmp.Or(info.GoVersion, runtime.Version())
 }
 
 type multi []string

@@ -27,8 +27,8 @@ type subcommand struct {
 
 // subcommands in the order usage lists them.
 var subcommands = []subcommand{
-	{"serve", "--config FILE [--grpc-addr ADDR] [--http-addr ADDR] [--log-level LEVEL] [--drain D]",
-		"Serve ext_authz over gRPC and HTTP until SIGTERM/SIGINT; SIGHUP or a change of the file reloads the config.", (*command).serve},
+	{"serve", "--config FILE [--grpc-addr ADDR] [--http-addr ADDR] [--admin-addr ADDR] [--log-level LEVEL] [--drain D]",
+		"Serve ext_authz over gRPC and HTTP, and the status page on the admin address, until SIGTERM/SIGINT; SIGHUP or a change of the file reloads the config.", (*command).serve},
 	{"validate", "--config FILE",
 		"Check a config statically, without any network call; exit 1 lists every problem. Warnings go to stderr and exit 0.", (*command).validate},
 	{"explain", "--config FILE --method GET --url URL [--header 'k: v']... [--context service=NAME]... [--route-metadata service=NAME]... [--route KIND/NS/NAME[/SECTION]] [--principal ID]",
@@ -37,7 +37,7 @@ var subcommands = []subcommand{
 		"Print the public JWK Set of a private_key_jwt key, to register the client with its IdP.", (*command).jwks},
 	{"health", "[--addr ADDR] [--service NAME] [--timeout D]",
 		"Ask a running tokenauthz's gRPC health service; exit 0 when SERVING, 1 otherwise (the reason on stderr).", (*command).health},
-	{"demo", "[--grpc-addr ADDR] [--http-addr ADDR] [--idp-addr ADDR]",
+	{"demo", "[--grpc-addr ADDR] [--http-addr ADDR] [--admin-addr ADDR] [--idp-addr ADDR]",
 		"Run a development IdP and tokenauthz on this machine and show real checks.", (*command).demo},
 	{"version", "",
 		"Print the version, commit and Go version.", (*command).version},

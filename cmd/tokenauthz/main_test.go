@@ -182,7 +182,7 @@ func TestCLI(t *testing.T) {
 		{"help-long-flag", []string{"--help"}, "", 0, []string{"Usage:", "tokenauthz validate --config FILE"}, nil},
 		{"help-short-flag", []string{"-h"}, "", 0, []string{"Usage:", "tokenauthz explain "}, nil},
 		{"help-serve-lists-its-flags", []string{"help", "serve"}, "", 0,
-			[]string{"Usage: tokenauthz serve --config FILE", "-drain duration", "(default 5s)", "-grpc-addr", "-http-addr", "-log-level", "-config"}, []string{"-method", "  -addr string"}},
+			[]string{"Usage: tokenauthz serve --config FILE", "-drain duration", "(default 5s)", "-grpc-addr", "-http-addr", "-admin-addr", "-log-level", "-config"}, []string{"-method", "  -addr string"}},
 		{"help-explain-lists-its-flags", []string{"help", "explain"}, "", 0, []string{"-method", "-url", "-header", "-context"}, []string{"-drain"}},
 		{"help-health-lists-its-flags", []string{"help", "health"}, "", 0, []string{"-addr string", "(default \"127.0.0.1:9001\")", "-service", "-timeout duration"}, []string{"-config"}},
 		{"help-version-has-no-flags", []string{"help", "version"}, "", 0, []string{"Usage: tokenauthz version"}, []string{"Flags:"}},

@@ -2,7 +2,10 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
@@ -16,7 +19,7 @@ import (
 )
 
 const serveConfig = `
-listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0"}
+listen: {grpc: "127.0.0.1:0", http: "127.0.0.1:0", admin: "127.0.0.1:0"}
 defaults: {issuer: %q, client_id: cli, client_secret: cli-secret}
 services:
   orders: {hosts: [orders.internal], grant_type: client_credentials}
@@ -144,5 +147,31 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeAdminAddrFlag: --admin-addr overrides listen.admin (here a port
+// no listener can have), and the built binary's status page names the
+// build as `tokenauthz version` does.
+func TestServeAdminAddrFlag(t *testing.T) {
+	cfg := strings.Replace(fmt.Sprintf(serveConfig, "http://127.0.0.1:1/"), `admin: "127.0.0.1:0"`, `admin: "127.0.0.1:99999"`, 1)
+	s := serveBinary(t, "--config", writeConfig(t, cfg), "--admin-addr", "127.0.0.1:0")
+	resp, err := http.Get("http://" + s.admin + "/status.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var status struct {
+		Version string `json:"version"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&status); err != nil {
+		t.Fatal(err)
+	}
+	version, err := exec.Command(binary(t), "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := strings.TrimSpace(string(version)); status.Version != want || !strings.Contains(want, "v9.8.7") {
+		t.Errorf("status.json version %q, want %q with the stamped v9.8.7", status.Version, want)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/tokenauthz/tokenauthz/authz"
 	"github.com/tokenauthz/tokenauthz/config"
 	"github.com/tokenauthz/tokenauthz/internal/metrics"
+	"github.com/tokenauthz/tokenauthz/internal/status"
 	"github.com/tokenauthz/tokenauthz/internal/tracing"
 	"github.com/tokenauthz/tokenauthz/scopes"
 	"github.com/tokenauthz/tokenauthz/tokens"
@@ -38,8 +39,10 @@ type App struct {
 	discovery *tokens.Discovery
 	grpc      *grpc.Server
 	http      *http.Server
+	admin     *http.Server // the status page
 	grpcLis   net.Listener
 	httpLis   net.Listener
+	adminLis  net.Listener
 	health    *health.Server
 	healthMu  sync.Mutex         // one syncHealth at a time, so a stale verdict never lands last
 	draining  atomic.Bool        // set at the start of a drain; readiness fails from then on
@@ -48,6 +51,7 @@ type App struct {
 	metrics   *metrics.Metrics
 	tracing   *tracing.Tracing
 	shared    *shared.Cache // nil unless cache.shared is set
+	status    *status.Page
 	ctx       context.Context
 	cancel    context.CancelFunc
 	errs      chan error
@@ -67,13 +71,19 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 		grpcLis.Close()
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
+	adminLis, err := net.Listen("tcp", cfg.Listen.Admin)
+	if err != nil {
+		grpcLis.Close()
+		httpLis.Close()
+		return nil, fmt.Errorf("admin listener: %w", err)
+	}
+	closeAll := func() { grpcLis.Close(); httpLis.Close(); adminLis.Close() }
 	ctx, cancel := context.WithCancel(ctx)
-	a := &App{grpcLis: grpcLis, httpLis: httpLis, ctx: ctx, cancel: cancel, errs: make(chan error, 2), log: log}
+	a := &App{grpcLis: grpcLis, httpLis: httpLis, adminLis: adminLis, ctx: ctx, cancel: cancel, errs: make(chan error, 3), log: log}
 	a.tracing, err = tracing.Start(ctx)
 	if err != nil {
 		cancel()
-		grpcLis.Close()
-		httpLis.Close()
+		closeAll()
 		return nil, fmt.Errorf("tracing: %w", err)
 	}
 	idp := &http.Client{Transport: a.tracing.Transport(idpTransport(cfg.TokenRequest))}
@@ -83,8 +93,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 	tier, err := a.startShared(cfg)
 	if err != nil {
 		cancel()
-		grpcLis.Close()
-		httpLis.Close()
+		closeAll()
 		return nil, fmt.Errorf("shared cache: %w", err)
 	}
 	a.Source = tokens.NewSource(tokens.Options{
@@ -101,6 +110,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 		PurgeInterval: cfg.Cache.PurgeInterval,
 	})
 	a.Authz = authz.New(cfg, a.Source, authz.Options{Log: log.With("component", "authz"), Observer: a.metrics})
+	a.status = a.newStatus()
 	a.observeState()
 
 	a.grpc = grpc.NewServer(append(authz.GRPCServerOptions(), a.tracing.ServerOptions()...)...)
@@ -122,8 +132,9 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 
 	go func() { a.errs <- a.grpc.Serve(grpcLis) }()
 	go func() { a.errs <- a.http.Serve(httpLis) }()
+	a.serveAdmin(adminLis)
 	go a.followReadiness()
-	log.Info("serving", "grpc", a.GRPCAddr(), "http", a.HTTPAddr(), "config", cfg.Path, "services", len(cfg.Routes.Services()))
+	log.Info("serving", "grpc", a.GRPCAddr(), "http", a.HTTPAddr(), "admin", a.AdminAddr(), "config", cfg.Path, "services", len(cfg.Routes.Services()))
 	a.prewarm(cfg)
 	logWarnings(log, cfg)
 	return a, nil
@@ -163,6 +174,7 @@ func (a *App) Shutdown() {
 	if err := a.http.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 		a.log.Warn("http shutdown", "err", err)
 	}
+	a.admin.Close() // a page being rendered need not finish
 	select {
 	case <-done:
 	case <-ctx.Done():

@@ -28,7 +28,7 @@ import (
 )
 
 const appConfig = `
-listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}
+listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}
 defaults:
   issuer: %s
   client_id: app
@@ -164,7 +164,7 @@ func TestReadyzWaitsForDiscovery(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg, err := config.Parse("t.yaml", fmt.Appendf(nil, `
-listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}
+listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}
 services:
   down:
     hosts: [down.internal]

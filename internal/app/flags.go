@@ -10,11 +10,12 @@ import (
 // deploy tests parse the args of shipped manifests with the very flag set
 // the binary uses.
 type ServeFlags struct {
-	Config   string        // --config, default $TOKENAUTHZ_CONFIG
-	GRPCAddr string        // --grpc-addr, overrides listen.grpc
-	HTTPAddr string        // --http-addr, overrides listen.http
-	LogLevel string        // --log-level
-	Drain    time.Duration // --drain, DefaultDrain
+	Config    string        // --config, default $TOKENAUTHZ_CONFIG
+	GRPCAddr  string        // --grpc-addr, overrides listen.grpc
+	HTTPAddr  string        // --http-addr, overrides listen.http
+	AdminAddr string        // --admin-addr, overrides listen.admin
+	LogLevel  string        // --log-level
+	Drain     time.Duration // --drain, DefaultDrain
 }
 
 // Register declares the flags on fs.
@@ -23,5 +24,6 @@ func (f *ServeFlags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.GRPCAddr, "grpc-addr", "", "gRPC listen address (overrides listen.grpc)")
 	fs.StringVar(&f.HTTPAddr, "http-addr", "", "HTTP listen address (overrides listen.http)")
+	fs.StringVar(&f.AdminAddr, "admin-addr", "", "admin listen address, the status page (overrides listen.admin; default 127.0.0.1:9003)")
 	fs.DurationVar(&f.Drain, "drain", DefaultDrain, "after SIGTERM, report NOT_SERVING and keep answering this long before stopping")
 }

@@ -118,7 +118,7 @@ func TestReloadMetrics(t *testing.T) {
 func TestConfigWarningsAreLogged(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "warn.yaml")
 	write := func(text string) {
-		if err := os.WriteFile(path, []byte("listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}\n"+text), 0o600); err != nil {
+		if err := os.WriteFile(path, []byte("listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}\n"+text), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}

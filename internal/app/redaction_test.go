@@ -4,9 +4,11 @@ import (
 	"crypto/elliptic"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,7 +20,7 @@ import (
 )
 
 const redactionConfig = `
-listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}
+listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}
 defaults: {issuer: %[1]s, client_id: app, client_secret: app-secret}
 services:
   orders: {hosts: [orders.internal], grant_type: token_exchange, scope: orders.read}
@@ -86,9 +88,11 @@ func fragments(c string) []string {
 }
 
 // TestNoCredentialInLogsMetricsOrDenials runs allowed and denied checks with
-// debug logging on, then scans logs, /metrics and every denial body for the
-// client secrets, keys, assertions, actor tokens, the callers' tokens and
-// the issued token, against an IdP that echoes what it gets.
+// debug logging on, then scans logs, /metrics, every denial body and the
+// admin listener (status page, status.json, explain answers, a rejected
+// reload) for the client secrets, keys, assertions, actor tokens, the
+// callers' tokens and the issued token, against an IdP that echoes what it
+// gets.
 func TestNoCredentialInLogsMetricsOrDenials(t *testing.T) {
 	f := &fixture{idp: startIdP(t), path: filepath.Join(t.TempDir(), "tokenauthz.yaml")}
 	dir := filepath.Dir(f.path)
@@ -149,9 +153,46 @@ func TestNoCredentialInLogsMetricsOrDenials(t *testing.T) {
 	if echoed != 3 { // private_key_jwt's and client_assertion's assertions, obo's
 		t.Fatalf("the echoing IdP got %d assertions, want 3", echoed)
 	}
+	// A reload rejected whose file holds a new secret: its error is on
+	// the status page and in the log.
+	rejected := readFile(t, f.path) + "  extra: {hosts: [extra.internal], client_secret: rejected-secret-value, bogus_key: 1}\n"
+	writeFile(t, f.path, rejected)
+	if f.app.Reload(f.path) == nil {
+		t.Fatal("reload with an unknown key accepted")
+	}
+	credentials = append(credentials, "rejected-secret-value")
+	// The admin listener: the page, its JSON, and the explain form asked
+	// about every request above with the caller's token in its headers.
+	var admin []string
+	for _, c := range []struct{ host, bearer string }{
+		{"orders.internal", alice}, {"orders.internal", "garbage-caller-token"}, {"wrong.internal", ""}, {"pkjwt.internal", ""},
+		{"federated.internal", ""}, {"mtls.internal", ""}, {"delegated.internal", alice}, {"obo.internal", alice},
+	} {
+		form := url.Values{"method": {"GET"}, "url": {"https://" + c.host + "/"}, "principal": {"spiffe://example.org/caller"},
+			"headers": {"authorization: Bearer " + c.bearer + "\nx-request-id: explain-1"}}
+		resp, err := http.PostForm("http://"+f.app.AdminAddr()+"/status", form)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		admin = append(admin, string(body))
+	}
+	for _, path := range []string{"/status", "/status.json"} {
+		_, body := f.admin(t, path)
+		admin = append(admin, body)
+	}
+	adminText := strings.Join(admin, "\n")
+	for _, want := range []string{"subject_token=&lt;redacted, ", "actor_token: the token in ", "private_key_jwt", "tls_client_auth",
+		"client_config_rejected", "subject_token_rejected", "bogus_key: unknown key"} {
+		if !strings.Contains(adminText, want) {
+			t.Errorf("the admin pages lack %s: the scan saw less than it should", want)
+		}
+	}
 	_, metrics := f.get(t, "/metrics")
 	for _, where := range []struct{ name, text string }{
 		{"logs", f.logs.String()}, {"metrics", metrics}, {"denial bodies", strings.Join(bodies, "\n")},
+		{"the admin listener's pages", adminText},
 	} {
 		for _, c := range credentials {
 			for _, frag := range fragments(c) {

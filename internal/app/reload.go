@@ -31,6 +31,7 @@ func (a *App) Reload(path string) error { return a.reload(path, "call") }
 func (a *App) reload(path, trigger string) error {
 	cfg, err := config.Load(path)
 	a.metrics.ObserveReload(err)
+	a.status.ObserveLoad(trigger, err)
 	if err != nil {
 		a.log.Error("config reload rejected; the previous configuration keeps serving", "config", path, "trigger", trigger, "err", err)
 		return err

@@ -3,20 +3,23 @@ package app
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"google.golang.org/grpc/codes"
 
 	"github.com/tokenauthz/tokenauthz/internal/redistest"
+	"github.com/tokenauthz/tokenauthz/internal/status"
 )
 
 const prewarmConfig = `
-listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}
+listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}
 cache: {prewarm: true}
 defaults: {issuer: %s, client_id: app, client_secret: app-secret}
 services:
@@ -78,7 +81,7 @@ func TestPrewarm(t *testing.T) {
 }
 
 const sharedAppConfig = `
-listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0}
+listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}
 cache:
   shared: {addresses: [%q], keys_file: %s, prefix: "app-test:"}
 defaults: {issuer: %s, client_id: app, client_secret: app-secret}
@@ -145,6 +148,10 @@ func TestSharedCacheAcrossAppsAndKeyRotation(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+	want := status.Shared{Up: true, Addresses: []string{srv.Addr}, Prefix: "app-test:", Keys: 2, KeysFile: filepath.Join(dir, "b.keys")}
+	if got := sharedStatus(t, b); !reflect.DeepEqual(got, want) {
+		t.Errorf("status.json shared_cache %+v, want %+v", got, want)
+	}
 	// Another shared setting changes only on restart, with a warning.
 	writeFile(t, b.path, strings.Replace(readFile(t, b.path), `"app-test:"`, `"other:"`, 1))
 	if err := b.app.Reload(b.path); err != nil {
@@ -197,4 +204,18 @@ func TestSharedCacheDownStaysReady(t *testing.T) {
 	if !strings.Contains(f.logs.String(), "redis not reachable") {
 		t.Errorf("no log line says Redis is unreachable:\n%s", f.logs.String())
 	}
+	if got := sharedStatus(t, f); got.Up || got.Keys != 1 {
+		t.Errorf("status.json shared_cache %+v, want down with 1 key", got)
+	}
+}
+
+// sharedStatus is the shared_cache of f's /status.json.
+func sharedStatus(t *testing.T, f *fixture) status.Shared {
+	t.Helper()
+	_, body := f.admin(t, "/status.json")
+	var snap status.Snapshot
+	if err := json.Unmarshal([]byte(body), &snap); err != nil || snap.Shared == nil {
+		t.Fatalf("status.json: no shared_cache (%v):\n%s", err, body)
+	}
+	return *snap.Shared
 }

@@ -24,16 +24,17 @@ import (
 
 // Options are the demo's listen addresses (host:port; port 0 picks one).
 type Options struct {
-	GRPCAddr string // tokenauthz ext_authz gRPC
-	HTTPAddr string // tokenauthz HTTP: forward-auth, /check, health, metrics
-	IdPAddr  string // the development OpenID provider
+	GRPCAddr  string // tokenauthz ext_authz gRPC
+	HTTPAddr  string // tokenauthz HTTP: forward-auth, /check, health, metrics
+	AdminAddr string // tokenauthz admin: the status page
+	IdPAddr   string // the development OpenID provider
 }
 
 const clientID, clientSecret = "tokenauthz", "demo-secret"
 
-// Config is the demo's configuration: listen addresses (gRPC, HTTP) and the IdP's issuer URL fill it.
+// Config is the demo's configuration: listen addresses (gRPC, HTTP, admin) and the IdP's issuer URL fill it.
 const Config = `# tokenauthz demo configuration
-listen: {grpc: %q, http: %q}
+listen: {grpc: %q, http: %q, admin: %q}
 defaults:
   issuer: %s
   client_id: tokenauthz
@@ -64,7 +65,7 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, opts Options) err
 	}
 	defer idp.Close()
 
-	text := fmt.Sprintf(Config, opts.GRPCAddr, opts.HTTPAddr, idp.Issuer())
+	text := fmt.Sprintf(Config, opts.GRPCAddr, opts.HTTPAddr, opts.AdminAddr, idp.Issuer())
 	cfg, err := config.Parse("demo.yaml", []byte(text))
 	if err != nil {
 		return err
@@ -93,6 +94,7 @@ func Run(ctx context.Context, out io.Writer, log *slog.Logger, opts Options) err
 	fmt.Fprintf(out, "curl -i -H 'X-Forwarded-Method: POST' -H 'X-Forwarded-Host: orders.internal' -H 'X-Forwarded-Uri: /v1/orders' http://%s/forward-auth\n", a.HTTPAddr())
 	fmt.Fprintf(out, "curl -i http://%s/check/v1/orders/42 -H 'Host: orders.internal'\n", a.HTTPAddr())
 	fmt.Fprintf(out, "curl -s http://%s/metrics | grep ^tokenauthz_\n", a.HTTPAddr())
+	fmt.Fprintf(out, "# the status page (services, cache, recent denials, an explain form): open http://%s/status\n", a.AdminAddr())
 	return a.Wait(ctx, 0) // Ctrl-C stops the demo at once: no load balancer to drain
 }
 

@@ -19,7 +19,7 @@ func TestDemoPrintsRealInjectedTokens(t *testing.T) {
 	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, out, slog.New(slog.DiscardHandler), Options{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", IdPAddr: "127.0.0.1:0"})
+		done <- Run(ctx, out, slog.New(slog.DiscardHandler), Options{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", IdPAddr: "127.0.0.1:0"})
 	}()
 	waitForOutput(t, out, "try it yourself")
 	cancel()
@@ -36,6 +36,7 @@ func TestDemoPrintsRealInjectedTokens(t *testing.T) {
 		"/forward-auth",
 		"go install github.com/fullstorydev/grpcurl/cmd/grpcurl@" + toolVersion(t, "GRPCURL_VERSION"),
 		"valid only while this demo runs",
+		"open http://127.0.0.1:",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("demo output lacks %q", want)
@@ -51,7 +52,7 @@ func TestDemoGrpcurlLinesWork(t *testing.T) {
 	out := &syncbuf.Buffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- Run(ctx, out, slog.New(slog.DiscardHandler), Options{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", IdPAddr: "127.0.0.1:0"})
+		done <- Run(ctx, out, slog.New(slog.DiscardHandler), Options{GRPCAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", AdminAddr: "127.0.0.1:0", IdPAddr: "127.0.0.1:0"})
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 	waitForOutput(t, out, "try it yourself")

@@ -6,6 +6,7 @@ package metrics
 import (
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,6 +31,7 @@ type Metrics struct {
 	reloadTime    prometheus.Gauge
 	checkSeries   sync.Map // checkLabels -> checkSeries: label lookups once per series, not per check
 	notSentSeries sync.Map // notSentLabels -> prometheus.Counter: one per check in a flood of misses
+	onDenial      func(authz.Decision)
 }
 
 type notSentLabels struct{ service, grant, reason string }
@@ -42,6 +44,8 @@ type checkLabels struct {
 type checkSeries struct {
 	count   prometheus.Counter
 	latency prometheus.Observer
+	denied  bool
+	misses  *atomic.Uint64 // checks that waited for a token request (CheckCounts)
 }
 
 var (
@@ -109,12 +113,25 @@ func (m *Metrics) ObserveCheck(d authz.Decision, elapsed time.Duration) {
 		v, _ = m.checkSeries.LoadOrStore(key, checkSeries{
 			count:   m.checks.WithLabelValues(decision, string(d.Reason), d.Service),
 			latency: m.checkSeconds.WithLabelValues(decision),
+			denied:  !d.Allowed(),
+			misses:  new(atomic.Uint64),
 		})
 	}
 	series := v.(checkSeries)
 	series.count.Inc()
 	series.latency.Observe(elapsed.Seconds())
+	switch {
+	case d.Cache == tokens.CacheMiss: // a hit's "hit" differs in length: no byte is compared
+		series.misses.Add(1)
+	case series.denied && m.onDenial != nil:
+		m.onDenial(d)
+	}
 }
+
+// OnDenial makes f hear of every denied check, after it is counted (the
+// status page keeps the last ones); allowed checks never call it. Call it
+// before the first check.
+func (m *Metrics) OnDenial(f func(authz.Decision)) { m.onDenial = f }
 
 // ObserveFetch counts a token request sent and its latency.
 func (m *Metrics) ObserveFetch(r tokens.Request, outcome string, elapsed time.Duration) {

@@ -1,5 +1,5 @@
 // Package testtools finds the external programs tests run (Hydra, nginx,
-// Caddy, grpcurl, docker-compose, Helm, promtool), which scripts/tools.sh installs
+// Caddy, grpcurl, docker-compose, Helm, promtool, Chromium), which scripts/tools.sh installs
 // into the repository's .tools/bin.
 package testtools
 

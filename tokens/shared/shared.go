@@ -172,6 +172,9 @@ func (c *Cache) SetKeys(keys [][]byte) error {
 // Up reports whether Redis is in use (the breaker is closed).
 func (c *Cache) Up() bool { return c.breaker.up() }
 
+// Keys is how many keys of keys_file are in use (the first seals).
+func (c *Cache) Keys() int { return len(c.ring.Load().keys) }
+
 // Close stops the subscription and closes the connections.
 func (c *Cache) Close() error {
 	c.stop()
