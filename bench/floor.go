@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
 	"strings"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -38,12 +41,24 @@ func (f *floor) Check(context.Context, *authv3.CheckRequest) (*authv3.CheckRespo
 	}, nil
 }
 
+// servePprof serves the profiles as tokenauthz's admin listener does with
+// listen.pprof.
+func servePprof(addr string) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	if err := http.ListenAndServe(addr, mux); err != nil {
+		fmt.Fprintln(os.Stderr, "floor: pprof:", err)
+	}
+}
+
 // floorCmd serves the floor until ctx ends; it prints "listening ADDR" once
 // it accepts connections.
 func floorCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	valueLen := fs.Int("value-len", 800, "length of the injected header value")
+	pprofAddr := fs.String("pprof-addr", "", "also serve Go's runtime profiles, /debug/pprof/, on this address (bench profile)")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
@@ -55,6 +70,9 @@ func floorCmd(ctx context.Context, args []string, out io.Writer) error {
 	value := "Bearer " + strings.Repeat("x", max(*valueLen-len("Bearer "), 0))
 	authv3.RegisterAuthorizationServer(srv, &floor{value: value})
 	reflection.Register(srv) // like tokenauthz: ghz and grpcurl need no .proto
+	if *pprofAddr != "" {
+		go servePprof(*pprofAddr)
+	}
 	fmt.Fprintf(out, "listening %s\n", lis.Addr())
 	go func() { <-ctx.Done(); srv.Stop() }()
 	return srv.Serve(lis)

@@ -8,6 +8,7 @@
 //	go run ./bench soak     # bounded soak: errors, goroutines, heap
 //	go run ./bench flood    # distinct bogus bearer tokens against a slow IdP
 //	go run ./bench fleet    # 1, 3, 10 replicas with and without the shared cache: token requests, cold start
+//	go run ./bench profile  # CPU profiles of tokenauthz and the floor at saturation
 //	go run ./bench floor    # the floor server alone
 //	go run ./bench idp      # the development IdP as a process (used by the others)
 //
@@ -33,6 +34,7 @@ Usage:
   go run ./bench soak   [--duration 10m] [--ttl 20s] [--rate 500] [--users 500]
   go run ./bench flood  [--attackers 3000] [--duration 6s] [--latency 1.5s] [--deadline 1s]
   go run ./bench fleet  [--replicas 1,3,10] [--cc-keys 10] [--exchange-keys 10] [--ttl 20s] [--lifetimes 2]
+  go run ./bench profile [--duration 10s] [--concurrency 50] [--keep DIR]
   go run ./bench floor  --addr 127.0.0.1:0 [--value-len N]
   go run ./bench idp    --addr 127.0.0.1:0 [--ttl 1h]
 
@@ -42,14 +44,15 @@ Each subcommand takes -h for its flags.
 type command func(ctx context.Context, args []string, out io.Writer) error
 
 var commands = map[string]command{
-	"run":    runCmd,
-	"cold":   coldCmd,
-	"expiry": expiryCmd,
-	"soak":   soakCmd,
-	"flood":  floodCmd,
-	"fleet":  fleetCmd,
-	"floor":  floorCmd,
-	"idp":    idpCmd,
+	"run":     runCmd,
+	"cold":    coldCmd,
+	"expiry":  expiryCmd,
+	"soak":    soakCmd,
+	"flood":   floodCmd,
+	"fleet":   fleetCmd,
+	"profile": profileCmd,
+	"floor":   floorCmd,
+	"idp":     idpCmd,
 }
 
 func main() {

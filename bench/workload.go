@@ -153,9 +153,10 @@ func startTokenauthzWith(ctx context.Context, bins *binaries, name string, o pro
 	return &server{name: "tokenauthz", proc: p, grpcAddr: grpcAddr, httpAddr: httpAddr}, nil
 }
 
-// startFloor runs the floor server injecting a header valueLen long.
-func startFloor(ctx context.Context, bins *binaries, valueLen int, o procOptions) (*server, error) {
-	p, err := startProc(ctx, bins.dir, "floor", o, bins.bench, "floor", "--value-len", fmt.Sprint(valueLen))
+// startFloor runs the floor server injecting a header valueLen long, with
+// more flags of `bench floor`.
+func startFloor(ctx context.Context, bins *binaries, valueLen int, o procOptions, flags ...string) (*server, error) {
+	p, err := startProc(ctx, bins.dir, "floor", o, bins.bench, append([]string{"floor", "--value-len", fmt.Sprint(valueLen)}, flags...)...)
 	if err != nil {
 		return nil, err
 	}

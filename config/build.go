@@ -51,6 +51,7 @@ func (b *builder) build(raw rawFile) *Config {
 	cfg.Listen.GRPC = or(raw.Listen.GRPC, cfg.Listen.GRPC)
 	cfg.Listen.HTTP = or(raw.Listen.HTTP, cfg.Listen.HTTP)
 	cfg.Listen.Admin = or(raw.Listen.Admin, cfg.Listen.Admin)
+	cfg.Listen.Pprof = raw.Listen.Pprof
 	switch u := Unmatched(or(raw.Unmatched, string(cfg.Unmatched))); u {
 	case UnmatchedDeny, UnmatchedAllow:
 		cfg.Unmatched = u

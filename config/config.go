@@ -56,8 +56,12 @@ type Config struct {
 }
 
 // Listen holds the listener addresses. Admin serves the status page: only
-// operators should reach it, so it defaults to loopback.
-type Listen struct{ GRPC, HTTP, Admin string }
+// operators should reach it, so it defaults to loopback. Pprof adds Go's
+// runtime profiles to it.
+type Listen struct {
+	GRPC, HTTP, Admin string
+	Pprof             bool
+}
 
 // Cache holds the token cache settings.
 type Cache struct {

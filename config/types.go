@@ -22,6 +22,7 @@ type rawListen struct {
 	GRPC  string `yaml:"grpc"`
 	HTTP  string `yaml:"http"`
 	Admin string `yaml:"admin"`
+	Pprof bool   `yaml:"pprof"`
 }
 
 type rawCache struct {

@@ -33,6 +33,7 @@ func (c *command) serve() func(context.Context) int {
 		cfg.Listen.GRPC = cmp.Or(f.GRPCAddr, cfg.Listen.GRPC)
 		cfg.Listen.HTTP = cmp.Or(f.HTTPAddr, cfg.Listen.HTTP)
 		cfg.Listen.Admin = cmp.Or(f.AdminAddr, cfg.Listen.Admin)
+		cfg.Listen.Pprof = cfg.Listen.Pprof || f.Pprof
 		a, err := app.Start(ctx, cfg, log)
 		if err != nil {
 			return c.exit(err)

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/tokenauthz/tokenauthz/config"
@@ -36,14 +37,34 @@ func (a *App) newStatus() *status.Page {
 // nothing an Envoy calls. The page shows the configuration and recent
 // denials, so the listener is loopback unless the operator says
 // otherwise, and then a warning says so.
-func (a *App) serveAdmin(lis net.Listener) {
-	a.admin = &http.Server{Handler: a.status.Handler(), ReadHeaderTimeout: 5 * time.Second}
+func (a *App) serveAdmin(lis net.Listener, pprof bool) {
+	handler := a.status.Handler()
+	if pprof {
+		handler = withPprof(handler)
+	}
+	// No WriteTimeout: a CPU profile takes as long as it was asked to.
+	a.admin = &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	if beyondLoopback(lis.Addr()) {
 		a.log.LogAttrs(a.ctx, slog.LevelWarn, "admin listener bound beyond loopback: whoever reaches it sees the configuration and recent denials",
 			slog.String("admin", lis.Addr().String()))
 	}
 	go a.status.Run(a.ctx)
 	go func() { a.errs <- a.admin.Serve(lis) }()
+}
+
+// withPprof serves Go's runtime profiles under /debug/pprof/ (listen.pprof,
+// --pprof), and next everything else. The profiles hold stacks and
+// counts, never a value the process holds; they are opt-in all the same,
+// since a CPU profile costs the process while it runs.
+func withPprof(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", next)
+	return mux
 }
 
 // beyondLoopback reports whether a listener bound to addr can be reached

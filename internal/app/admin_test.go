@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tokenauthz/tokenauthz/authz"
+	"github.com/tokenauthz/tokenauthz/config"
 	"github.com/tokenauthz/tokenauthz/internal/status"
 )
 
@@ -272,6 +273,7 @@ func TestAdminListenerServesTheStatusPageOnly(t *testing.T) {
 		{"no-forward-auth-on-admin", "admin", "GET", "/forward-auth", 404, ""},
 		{"no-metrics-on-admin", "admin", "GET", "/metrics", 404, ""},
 		{"no-health-on-admin", "admin", "GET", "/readyz", 404, ""},
+		{"no-profiles-without-pprof", "admin", "GET", "/debug/pprof/", 404, ""},
 		{"no-status-on-http", "http", "GET", "/status", 404, ""},
 		{"no-status-json-on-http", "http", "GET", "/status.json", 404, ""},
 		{"metrics-stay-on-http", "http", "GET", "/metrics", 200, ""},
@@ -303,6 +305,43 @@ func TestAdminListenerServesTheStatusPageOnly(t *testing.T) {
 	}
 	if !strings.Contains(f.logs.String(), `"admin":"`+f.app.AdminAddr()+`"`) {
 		t.Errorf("the serving line does not name the admin address:\n%s", f.logs)
+	}
+}
+
+// TestPprofOnAdminListener: listen.pprof adds Go's profiles to the admin
+// listener, beside the status page, and to no other listener.
+func TestPprofOnAdminListener(t *testing.T) {
+	idp := startIdP(t)
+	cfg, err := config.Parse("pprof.yaml", []byte(strings.Replace(fmt.Sprintf(appConfig, idp.Issuer(), "orders.read"), "admin: 127.0.0.1:0}", "admin: 127.0.0.1:0, pprof: true}", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Shutdown)
+	for _, tc := range []struct {
+		name, addr, path string
+		want             int
+	}{
+		{"index", a.AdminAddr(), "/debug/pprof/", 200},
+		{"heap", a.AdminAddr(), "/debug/pprof/heap?debug=1", 200},
+		{"cpu-profile", a.AdminAddr(), "/debug/pprof/profile?seconds=1", 200},
+		{"status-page-still-there", a.AdminAddr(), "/status", 200},
+		{"not-on-http", a.HTTPAddr(), "/debug/pprof/", 404},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := http.Get("http://" + tc.addr + tc.path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want || tc.want == 200 && len(body) == 0 {
+				t.Fatalf("%d with %d bytes, want %d", resp.StatusCode, len(body), tc.want)
+			}
+		})
 	}
 }
 

@@ -132,7 +132,7 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*App, err
 
 	go func() { a.errs <- a.grpc.Serve(grpcLis) }()
 	go func() { a.errs <- a.http.Serve(httpLis) }()
-	a.serveAdmin(adminLis)
+	a.serveAdmin(adminLis, cfg.Listen.Pprof)
 	go a.followReadiness()
 	log.Info("serving", "grpc", a.GRPCAddr(), "http", a.HTTPAddr(), "admin", a.AdminAddr(), "config", cfg.Path, "services", len(cfg.Routes.Services()))
 	a.prewarm(cfg)

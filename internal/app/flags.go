@@ -14,6 +14,7 @@ type ServeFlags struct {
 	GRPCAddr  string        // --grpc-addr, overrides listen.grpc
 	HTTPAddr  string        // --http-addr, overrides listen.http
 	AdminAddr string        // --admin-addr, overrides listen.admin
+	Pprof     bool          // --pprof, sets listen.pprof
 	LogLevel  string        // --log-level
 	Drain     time.Duration // --drain, DefaultDrain
 }
@@ -25,5 +26,6 @@ func (f *ServeFlags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.GRPCAddr, "grpc-addr", "", "gRPC listen address (overrides listen.grpc)")
 	fs.StringVar(&f.HTTPAddr, "http-addr", "", "HTTP listen address (overrides listen.http)")
 	fs.StringVar(&f.AdminAddr, "admin-addr", "", "admin listen address, the status page (overrides listen.admin; default 127.0.0.1:9003)")
+	fs.BoolVar(&f.Pprof, "pprof", false, "also serve Go's runtime profiles, /debug/pprof/, on the admin listener (sets listen.pprof)")
 	fs.DurationVar(&f.Drain, "drain", DefaultDrain, "after SIGTERM, report NOT_SERVING and keep answering this long before stopping")
 }
