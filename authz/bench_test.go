@@ -13,6 +13,9 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -142,11 +145,11 @@ func sharedTier(tb testing.TB) *shared.Cache {
 	return tier
 }
 
-// BenchmarkCheck is one warm-cache check, two ways: "message" calls
-// Server.Check with a decoded CheckRequest; "wire" runs what the gRPC
-// service runs, from the request's bytes to the response's (the codec's
-// decoding, the handler, the codec's encoding), without gRPC's transport
-// (the floor of `go run ./bench run` measures that). Setups:
+// BenchmarkCheck is one warm-cache check, three ways (see checkBy): from
+// a decoded CheckRequest to the response message, and from the request's
+// bytes to the response's with grpc-go's proto codec or with the
+// service's own, without gRPC's transport (the floor of `go run ./bench
+// run` measures that). Setups:
 //
 //   - fixed-source: a TokenSource answering a fixed token, no cache;
 //   - warm-source: the real tokens.Source, its cache warmed;
@@ -190,7 +193,7 @@ func BenchmarkCheck(b *testing.B) {
 	}
 	for _, st := range setups {
 		for _, r := range requests {
-			for _, how := range []string{"message", "wire"} {
+			for _, how := range []string{"message", "standard", "wire"} {
 				b.Run(st.name+"/"+r.name+"/"+how, func(b *testing.B) {
 					s := st.make(b)
 					cfg, err := config.Parse("bench.yaml", []byte(s.config))
@@ -219,7 +222,10 @@ func BenchmarkCheck(b *testing.B) {
 	}
 }
 
-// checkBy returns one allowed check of req on srv, made how.
+// checkBy returns one allowed check of req on srv, made how: "message"
+// (Server.Check alone), "standard" (grpc-go's proto codec around it: what
+// the service ran before its own codec, and what the floor runs) or "wire"
+// (the service's codec and handler).
 func checkBy(b testing.TB, how string, srv *authz.Server, req *authv3.CheckRequest) func() {
 	ctx := context.Background()
 	if how == "message" {
@@ -233,6 +239,25 @@ func checkBy(b testing.TB, how string, srv *authz.Server, req *authv3.CheckReque
 	wire, err := proto.Marshal(req)
 	if err != nil {
 		b.Fatal(err)
+	}
+	if how == "standard" {
+		codec := encoding.GetCodecV2(grpcproto.Name)
+		data := mem.BufferSlice{mem.SliceBuffer(wire)}
+		return func() {
+			var decoded authv3.CheckRequest
+			if err := codec.Unmarshal(data, &decoded); err != nil {
+				b.Fatal(err)
+			}
+			resp, err := srv.Check(ctx, &decoded)
+			if err != nil || resp.GetStatus().GetCode() != 0 {
+				b.Fatalf("check: %v %v", resp, err)
+			}
+			out, err := codec.Marshal(resp)
+			if err != nil {
+				b.Fatal(err)
+			}
+			out.Free()
+		}
 	}
 	check := authz.WireCheck(srv, wire)
 	return func() {

@@ -3,6 +3,7 @@ package authz
 import (
 	"context"
 	"fmt"
+	"runtime"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
@@ -18,10 +19,9 @@ import (
 // its entry was first used. Every other message (health, reflection,
 // access logs) goes through grpc-go's own proto codec.
 
-// wireCheck is a CheckRequest as the codec decodes it: its bytes, kept for
-// as long as the check's strings point into them, and those fields.
+// wireCheck is a CheckRequest as the codec decodes it: the fields a check
+// reads.
 type wireCheck struct {
-	bytes  []byte
 	fields checkFields
 }
 
@@ -55,12 +55,14 @@ func (c checkCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	if !ok {
 		return c.std.Unmarshal(data, v)
 	}
-	// A copy the request owns: gRPC reuses data's buffers once this
-	// returns, and the check's strings outlive it.
-	req.bytes = data.Materialize()
-	if err := decodeCheck(req.bytes, &req.fields); err != nil {
+	buf := data.MaterializeToBuffer(mem.DefaultBufferPool()) // data itself when it is one buffer
+	defer buf.Free()
+	if err := decodeCheck(buf.ReadOnlyData(), &req.fields); err != nil {
 		return fmt.Errorf("grpc: failed to unmarshal the CheckRequest: %w", err)
 	}
+	// gRPC reuses the buffer once this returns; the check's strings
+	// outlive it, and are a small part of it.
+	req.fields.own()
 	return nil
 }
 
@@ -75,10 +77,24 @@ func (c checkCodec) Marshal(v any) (mem.BufferSlice, error) {
 }
 
 // GRPCServerOptions are the options a gRPC server serving RegisterGRPC's
-// Authorization service must be created with: its codec.
+// Authorization service must be created with: its codec, and stream
+// workers. grpc-go otherwise starts a goroutine per call, whose stack
+// grows (and is copied) on every check; a worker's stack has grown once.
+// When every worker is busy (a check waiting for its token, an access log
+// stream) a call gets its own goroutine, as without workers.
 func GRPCServerOptions() []grpc.ServerOption {
-	return []grpc.ServerOption{grpc.ForceServerCodecV2(newCheckCodec())}
+	return []grpc.ServerOption{
+		grpc.ForceServerCodecV2(newCheckCodec()),
+		grpc.NumStreamWorkers(uint32(streamWorkers * runtime.GOMAXPROCS(0))),
+		grpc.InitialWindowSize(windowSize),
+		grpc.InitialConnWindowSize(windowSize),
+	}
 }
+
+// streamWorkers is how many stream workers run per GOMAXPROCS.
+const streamWorkers = 32
+
+const windowSize = 1 << 20
 
 func newCheckCodec() checkCodec { return checkCodec{std: encoding.GetCodecV2(proto.Name)} }
 

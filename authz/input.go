@@ -1,7 +1,9 @@
 package authz
 
 import (
+	"cmp"
 	"strings"
+	"unsafe"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
@@ -119,7 +121,7 @@ func (f *checkFields) fromProto(req *authv3.CheckRequest) {
 		}
 	}
 	for _, hv := range h.GetHeaderMap().GetHeaders() {
-		f.rawHeader(hv.GetKey(), hv.GetValue(), hv.GetRawValue())
+		f.rawHeader(hv.GetKey(), hv.GetValue(), string(hv.GetRawValue()))
 	}
 	// The route metadata of the namespaces listed in the filter's
 	// route_metadata_context_namespaces: a route's
@@ -154,14 +156,44 @@ const (
 
 // rawHeader takes one header_map entry, in order: the first entry of each
 // name counts.
-func (f *checkFields) rawHeader(key, value string, raw []byte) {
+func (f *checkFields) rawHeader(key, value, raw string) {
 	for i, name := range headerNames {
 		if !f.headers[i].inRaw && strings.EqualFold(key, name) {
-			f.headers[i].inRaw = true
-			f.headers[i].rawValue = value
-			if value == "" {
-				f.headers[i].rawValue = string(raw)
-			}
+			f.headers[i].inRaw, f.headers[i].rawValue = true, cmp.Or(value, raw)
+		}
+	}
+}
+
+// numStrings is how many strings checkFields has (see stringFields).
+const numStrings = 13 + 2*numHeaders
+
+// stringFields points at every string of f: own copies them all.
+func (f *checkFields) stringFields() [numStrings]*string {
+	var ps [numStrings]*string
+	fixed := []*string{&f.id, &f.method, &f.host, &f.path, &f.principal, &f.service, &f.endpoint,
+		&f.routeService, &f.routeEndpoint, &f.route.Kind, &f.route.Namespace, &f.route.Name, &f.route.Section}
+	n := copy(ps[:], fixed)
+	for i := range f.headers {
+		ps[n], ps[n+1] = &f.headers[i].mapValue, &f.headers[i].rawValue
+		n += 2
+	}
+	return ps
+}
+
+// own copies the strings of f into one allocation of their own: the wire
+// decoder's point into the request's buffer, which gRPC reuses.
+func (f *checkFields) own() {
+	ps := f.stringFields()
+	n := 0
+	for _, p := range ps {
+		n += len(*p)
+	}
+	buf := make([]byte, 0, n)
+	for _, p := range ps {
+		if *p != "" {
+			start := len(buf)
+			buf = append(buf, *p...)
+			*p = unsafe.String(&buf[start], len(*p))
 		}
 	}
 }

@@ -289,7 +289,7 @@ func (d *wireDecoder) message(b []byte, s *wireSchema, p wirePath, depth int) er
 		b = b[n:]
 	}
 	if p == pathHeaderValue {
-		d.f.rawHeader(d.hvKey, d.hvValue, d.hvRaw)
+		d.f.rawHeader(d.hvKey, d.hvValue, view(d.hvRaw))
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math"
+	"reflect"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -327,12 +328,17 @@ func assertWireAgrees(t testing.TB, b []byte) (accepted bool) {
 	var m authv3.CheckRequest
 	perr := proto.Unmarshal(b, &m)
 	var got checkFields
-	werr := decodeCheck(b, &got)
+	buf := bytes.Clone(b) // as gRPC's buffer: reused once decoded
+	werr := decodeCheck(buf, &got)
 	if (perr == nil) != (werr == nil) {
 		t.Fatalf("proto.Unmarshal: %v; wire decoder: %v", perr, werr)
 	}
 	if perr != nil {
 		return false
+	}
+	got.own()
+	for i := range buf {
+		buf[i] = '#' // a string own missed would now read as #s
 	}
 	var want checkFields
 	want.fromProto(&m)
@@ -421,6 +427,40 @@ func TestWireWalkAgreesOnPackedScalars(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOwnCoversEveryString: own copies every string of checkFields, or
+// one would point into a buffer gRPC reuses.
+func TestOwnCoversEveryString(t *testing.T) {
+	var f checkFields
+	owned := map[*string]bool{}
+	for _, p := range f.stringFields() {
+		if p == nil || owned[p] {
+			t.Fatalf("stringFields has a nil or repeated pointer")
+		}
+		owned[p] = true
+	}
+	var walk func(v reflect.Value, name string)
+	walk = func(v reflect.Value, name string) {
+		switch v.Kind() {
+		case reflect.String:
+			if !owned[(*string)(v.Addr().UnsafePointer())] {
+				t.Errorf("own does not copy %s", name)
+			}
+		case reflect.Struct:
+			for i := range v.NumField() {
+				walk(v.Field(i), name+"."+v.Type().Field(i).Name)
+			}
+		case reflect.Array:
+			for i := range v.Len() {
+				walk(v.Index(i), fmt.Sprintf("%s[%d]", name, i))
+			}
+		case reflect.Bool:
+		default:
+			t.Errorf("%s is a %v: own knows strings only", name, v.Kind())
+		}
+	}
+	walk(reflect.ValueOf(&f).Elem(), "checkFields")
 }
 
 // TestWireSchemaIsBuilt builds the schema: it panics on a CheckRequest
