@@ -19,12 +19,6 @@ import (
 // its entry was first used. Every other message (health, reflection,
 // access logs) goes through grpc-go's own proto codec.
 
-// wireCheck is a CheckRequest as the codec decodes it: the fields a check
-// reads.
-type wireCheck struct {
-	fields checkFields
-}
-
 // rendered is a response ready to send: the message, and its encoding
 // when it was made once for many sends (a hit's); nil wire: encode msg.
 type rendered struct {
@@ -51,18 +45,18 @@ type checkCodec struct{ std encoding.CodecV2 }
 func (checkCodec) Name() string { return proto.Name }
 
 func (c checkCodec) Unmarshal(data mem.BufferSlice, v any) error {
-	req, ok := v.(*wireCheck)
+	f, ok := v.(*checkFields)
 	if !ok {
 		return c.std.Unmarshal(data, v)
 	}
 	buf := data.MaterializeToBuffer(mem.DefaultBufferPool()) // data itself when it is one buffer
 	defer buf.Free()
-	if err := decodeCheck(buf.ReadOnlyData(), &req.fields); err != nil {
+	if err := decodeCheck(buf.ReadOnlyData(), f); err != nil {
 		return fmt.Errorf("grpc: failed to unmarshal the CheckRequest: %w", err)
 	}
 	// gRPC reuses the buffer once this returns; the check's strings
 	// outlive it, and are a small part of it.
-	req.fields.own()
+	f.own()
 	return nil
 }
 
@@ -91,9 +85,15 @@ func GRPCServerOptions() []grpc.ServerOption {
 	}
 }
 
-// streamWorkers is how many stream workers run per GOMAXPROCS.
+// streamWorkers is how many stream workers run per GOMAXPROCS: more than
+// the checks a busy proxy keeps in flight (docs/benchmarks.md has what
+// they save).
 const streamWorkers = 32
 
+// windowSize is the HTTP/2 flow-control window of each stream and of the
+// connection. Set, it turns off grpc-go's window estimation, whose pings
+// cost a read and a write now and then; CheckRequests are small, so the
+// window is never what holds a sender back.
 const windowSize = 1 << 20
 
 func newCheckCodec() checkCodec { return checkCodec{std: encoding.GetCodecV2(proto.Name)} }
@@ -107,19 +107,19 @@ func (s *Server) RegisterGRPC(g *grpc.Server) {
 	g.RegisterService(&desc, s)
 }
 
-// checkHandler is the generated _Authorization_Check_Handler with a
-// wireCheck in place of the CheckRequest.
+// checkHandler is the generated _Authorization_Check_Handler with the
+// decoded checkFields in place of a CheckRequest.
 func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
-	req := &wireCheck{}
+	req := &checkFields{}
 	if err := dec(req); err != nil {
 		return nil, err
 	}
 	s := srv.(*Server)
 	if interceptor == nil {
-		return s.check(ctx, &req.fields), nil
+		return s.check(ctx, req), nil
 	}
 	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
 	return interceptor(ctx, req, info, func(ctx context.Context, req any) (any, error) {
-		return s.check(ctx, &req.(*wireCheck).fields), nil
+		return s.check(ctx, req.(*checkFields)), nil
 	})
 }

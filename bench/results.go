@@ -25,6 +25,9 @@ type machine struct {
 	Kernel    string `json:"kernel"`
 	LoadAvg   string `json:"loadavg_at_start"`
 	Date      string `json:"date"`
+	// Commit is the code measured: the module's commit, "-dirty" with
+	// changes not committed, "" outside git.
+	Commit string `json:"commit"`
 }
 
 func describeMachine(ctx context.Context) machine {
@@ -62,21 +65,31 @@ func describeMachine(ctx context.Context) machine {
 	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
 		m.LoadAvg = strings.TrimSpace(string(b))
 	}
+	if out, err := exec.CommandContext(ctx, "git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+		if st, err := exec.CommandContext(ctx, "git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+			m.Commit += "-dirty"
+		}
+	}
 	return m
 }
 
 func (m machine) markdown() string {
-	return fmt.Sprintf("| machine | |\n|---|---|\n| id | %s |\n| nproc | %d |\n| CPU | %s |\n| memory | %s |\n| Go | %s |\n| kernel | %s |\n| load average at start | %s |\n| date (UTC) | %s |\n",
-		m.ID, m.NumCPU, m.CPUModel, m.MemTotal, m.GoVersion, m.Kernel, m.LoadAvg, m.Date)
+	return fmt.Sprintf("| machine | |\n|---|---|\n| id | %s |\n| nproc | %d |\n| CPU | %s |\n| memory | %s |\n| Go | %s |\n| kernel | %s |\n| load average at start | %s |\n| date (UTC) | %s |\n| commit measured | %s |\n",
+		m.ID, m.NumCPU, m.CPUModel, m.MemTotal, m.GoVersion, m.Kernel, m.LoadAvg, m.Date, m.Commit)
 }
 
 // writeResults stores name.json and name.md under dir (created if need be),
-// name being <date>-<machine id>[-suffix].
+// name being <date>-<machine id>[-<commit>][-suffix]: a rerun of the same
+// code on the same day replaces its results, other code's stay.
 func writeResults(dir string, m machine, suffix string, data any, md string) (string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", err
 	}
 	name := time.Now().UTC().Format("2006-01-02") + "-" + m.ID
+	if m.Commit != "" {
+		name += "-" + m.Commit
+	}
 	if suffix != "" {
 		name += "-" + suffix
 	}
