@@ -68,29 +68,30 @@ func (s *Source) lookup(key string) *entry {
 
 // store puts e under key, making room first when the cache is full. ttl is
 // only for the cache's own janitor; expiry is judged by e.until.
+//
+// Counting, making room and adding are one step under storeMu: stores of
+// many cold keys at once would otherwise each see room for one more and
+// overshoot MaxEntries together. Only fetches store; hits never take it.
 func (s *Source) store(key string, e *entry, ttl time.Duration) {
+	if e.err == nil { // named for access logs and Purge, and given its memo
+		e.tok.ID, e.tok.memo = s.tokenID(key), &e.memo
+	}
+	s.storeMu.Lock()
 	if s.cache.ItemCount() >= s.maxEntries {
 		if _, found := s.cache.Get(key); !found {
 			s.makeRoom()
 		}
 	}
-	if e.err == nil { // named for access logs and Purge, and given its memo
-		e.tok.ID, e.tok.memo = s.tokenID(key), &e.memo
-	}
 	s.cache.Set(key, e, ttl)
+	s.storeMu.Unlock()
 	if e.err == nil {
 		s.ids.Store(e.tok.ID, key)
 	}
 }
 
 // makeRoom drops expired entries and, if the cache is still full, the
-// sixteenth of MaxEntries that expires soonest.
+// sixteenth of MaxEntries that expires soonest. storeMu is held.
 func (s *Source) makeRoom() {
-	s.evictMu.Lock()
-	defer s.evictMu.Unlock()
-	if s.cache.ItemCount() < s.maxEntries {
-		return // another caller made room
-	}
 	s.cache.DeleteExpired()
 	type live struct {
 		key   string

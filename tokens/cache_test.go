@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -185,6 +186,35 @@ func TestSourceBackoff(t *testing.T) {
 				t.Errorf("after recovery got %q, want the cached token-3", got)
 			}
 		})
+	}
+}
+
+// TestSourceMaxEntriesUnderConcurrentStores: many cold keys fetched at
+// once, their stores released together, must not overshoot MaxEntries
+// (each store once saw room for one more; `bench cold` caught 254 of 250).
+func TestSourceMaxEntriesUnderConcurrentStores(t *testing.T) {
+	const keys, bound = 200, 20
+	release := make(chan struct{})
+	var waiting sync.WaitGroup
+	waiting.Add(keys)
+	s := NewSource(Options{MaxEntries: bound, MaxInFlight: keys, RefreshBefore: -1, Fetcher: fetcherFunc(func(ctx context.Context, _ string, r Request) (Token, error) {
+		waiting.Done()
+		<-release
+		return Token{AccessToken: "tok-" + r.Audience, TokenType: "Bearer", Expiry: time.Now().Add(time.Hour)}, nil
+	})})
+	var done sync.WaitGroup
+	for i := range keys {
+		done.Go(func() {
+			r := ccRequest()
+			r.Audience = fmt.Sprint("api-", i)
+			mustToken(t, s, r)
+		})
+	}
+	waiting.Wait() // every fetch in flight, none stored
+	close(release)
+	done.Wait()
+	if st := s.Stats(); st.Entries > bound {
+		t.Fatalf("%d entries after %d concurrent stores, want at most max_entries %d", st.Entries, keys, bound)
 	}
 }
 

@@ -146,9 +146,9 @@ type Source struct {
 
 	cache   *cache.Cache // Key -> *entry
 	group   singleflight.Group
-	evictMu sync.Mutex
-	ids     *sync.Map // Token.ID -> Key, for the entries holding a token
-	purged  sync.Map  // Key -> time of its last Purge
+	storeMu sync.Mutex // see store
+	ids     *sync.Map  // Token.ID -> Key, for the entries holding a token
+	purged  sync.Map   // Key -> time of its last Purge
 	purges  atomic.Uint64
 
 	hits, misses, backoffs, refreshes, fetches, evictions atomic.Uint64
