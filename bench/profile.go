@@ -66,32 +66,16 @@ func profileCmd(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer ta.proc.Stop()
-	taClient, err := dial(ta.grpcAddr, *conns)
-	if err != nil {
-		return err
-	}
-	defer taClient.Close()
-	if err := taClient.checkAll(ctx, reqs, 32, 10*time.Second); err != nil {
-		return fmt.Errorf("warming tokenauthz: %w", err)
-	}
-	valueLen, err := headerLen(ctx, taClient, reqs)
-	if err != nil {
-		return err
-	}
 	flAdmin, err := freeAddr()
 	if err != nil {
 		return err
 	}
-	fl, err := startFloor(ctx, stk.bins, valueLen, po, "--pprof-addr", flAdmin)
+	p, err := startPair(ctx, stk.bins, ta, reqs, po, *conns, "--pprof-addr", flAdmin)
 	if err != nil {
 		return err
 	}
-	defer fl.proc.Stop()
-	flClient, err := dial(fl.grpcAddr, *conns)
-	if err != nil {
-		return err
-	}
-	defer flClient.Close()
+	defer p.Close()
+	taClient, fl, flClient := p.taClient, p.fl, p.flClient
 
 	dir := *keep
 	if dir == "" {

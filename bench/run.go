@@ -119,29 +119,12 @@ func runCmd(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	defer ta.proc.Stop()
-	taClient, err := dial(ta.grpcAddr, o.conns)
+	p, err := startPair(ctx, bins, ta, reqs, po, o.conns)
 	if err != nil {
 		return err
 	}
-	defer taClient.Close()
-	// Warm the cache: every key fetched once; the phases are cache hits only.
-	if err := taClient.checkAll(ctx, reqs, 32, 10*time.Second); err != nil {
-		return fmt.Errorf("warming tokenauthz: %w", err)
-	}
-	valueLen, err := headerLen(ctx, taClient, reqs)
-	if err != nil {
-		return err
-	}
-	fl, err := startFloor(ctx, bins, valueLen, po)
-	if err != nil {
-		return err
-	}
-	defer fl.proc.Stop()
-	flClient, err := dial(fl.grpcAddr, o.conns)
-	if err != nil {
-		return err
-	}
-	defer flClient.Close()
+	defer p.Close()
+	taClient, fl, flClient, valueLen := p.taClient, p.fl, p.flClient, p.valueLen
 
 	before, err := idp.TokenRequests(ctx)
 	if err != nil {

@@ -153,6 +153,52 @@ func startTokenauthzWith(ctx context.Context, bins *binaries, name string, o pro
 	return &server{name: "tokenauthz", proc: p, grpcAddr: grpcAddr, httpAddr: httpAddr}, nil
 }
 
+// pair is what the floor comparison drives: tokenauthz, its cache warmed,
+// and the floor injecting a header as long as tokenauthz's, each with a
+// client of conns connections.
+type pair struct {
+	taClient, flClient *client
+	fl                 *server
+	valueLen           int
+}
+
+// startPair warms ta (every key of reqs fetched once, so that the
+// measured phases are cache hits only) and starts the floor, with more
+// flags of `bench floor`.
+func startPair(ctx context.Context, bins *binaries, ta *server, reqs []*authv3.CheckRequest, po procOptions, conns int, floorFlags ...string) (*pair, error) {
+	p := &pair{}
+	var err error
+	if p.taClient, err = dial(ta.grpcAddr, conns); err != nil {
+		return nil, err
+	}
+	if err = p.taClient.checkAll(ctx, reqs, 32, 10*time.Second); err != nil {
+		p.Close()
+		return nil, fmt.Errorf("warming tokenauthz: %w", err)
+	}
+	if p.valueLen, err = headerLen(ctx, p.taClient, reqs); err == nil {
+		if p.fl, err = startFloor(ctx, bins, p.valueLen, po, floorFlags...); err == nil {
+			p.flClient, err = dial(p.fl.grpcAddr, conns)
+		}
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+// Close stops the floor and closes the clients; tokenauthz is the caller's.
+func (p *pair) Close() {
+	for _, c := range []*client{p.taClient, p.flClient} {
+		if c != nil {
+			c.Close()
+		}
+	}
+	if p.fl != nil {
+		p.fl.proc.Stop()
+	}
+}
+
 // startFloor runs the floor server injecting a header valueLen long, with
 // more flags of `bench floor`.
 func startFloor(ctx context.Context, bins *binaries, valueLen int, o procOptions, flags ...string) (*server, error) {
