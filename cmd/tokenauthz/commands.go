@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -30,15 +29,12 @@ func (c *command) serve() func(context.Context) int {
 		if err != nil {
 			return c.exit(err)
 		}
-		cfg.Listen.GRPC = cmp.Or(f.GRPCAddr, cfg.Listen.GRPC)
-		cfg.Listen.HTTP = cmp.Or(f.HTTPAddr, cfg.Listen.HTTP)
-		cfg.Listen.Admin = cmp.Or(f.AdminAddr, cfg.Listen.Admin)
-		cfg.Listen.Pprof = cfg.Listen.Pprof || f.Pprof
+		f.Override(cfg)
 		a, err := app.Start(ctx, cfg, log)
 		if err != nil {
 			return c.exit(err)
 		}
-		if err := a.WatchConfig(*c.configPath); err != nil {
+		if err := a.WatchConfig(*c.configPath, f.Override); err != nil {
 			log.Warn("config file not watched; SIGHUP still reloads", "err", err)
 		}
 		return c.exit(a.Wait(ctx, f.Drain))

@@ -152,10 +152,11 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 
 // TestServeAdminAddrFlag: --admin-addr overrides listen.admin (here a port
 // no listener can have), and the built binary's status page names the
-// build as `tokenauthz version` does.
+// build as `tokenauthz version` does. A reload of the unchanged file is not
+// a listen change waiting for a restart: the flags apply to it as well.
 func TestServeAdminAddrFlag(t *testing.T) {
 	cfg := strings.Replace(fmt.Sprintf(serveConfig, "http://127.0.0.1:1/"), `admin: "127.0.0.1:0"`, `admin: "127.0.0.1:99999"`, 1)
-	s := serveBinary(t, "--config", writeConfig(t, cfg), "--admin-addr", "127.0.0.1:0")
+	s := serveBinary(t, "--config", writeConfig(t, cfg), "--admin-addr", "127.0.0.1:0", "--pprof")
 	resp, err := http.Get("http://" + s.admin + "/status.json")
 	if err != nil {
 		t.Fatal(err)
@@ -173,5 +174,11 @@ func TestServeAdminAddrFlag(t *testing.T) {
 	}
 	if want := strings.TrimSpace(string(version)); status.Version != want || !strings.Contains(want, "v9.8.7") {
 		t.Errorf("status.json version %q, want %q with the stamped v9.8.7", status.Version, want)
+	}
+
+	s.signal(t, syscall.SIGHUP)
+	waitUntil(t, "the reload", func() bool { return len(s.logLines("config reloaded")) == 1 })
+	if line := s.logLines("config reloaded")[0]; line["level"] != "INFO" || line["ignored_until_restart"] != nil {
+		t.Errorf("reload of the unchanged file logged %v, want INFO without ignored_until_restart", line)
 	}
 }

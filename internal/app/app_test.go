@@ -223,7 +223,7 @@ func TestMetrics(t *testing.T) {
 
 func TestReload(t *testing.T) {
 	f := start(t, "orders.read")
-	if err := f.app.WatchConfig(f.path); err != nil {
+	if err := f.app.WatchConfig(f.path, nil); err != nil {
 		t.Fatal(err)
 	}
 	if got := f.scope(t); got != "orders.read" {

@@ -1,9 +1,12 @@
 package app
 
 import (
+	"cmp"
 	"flag"
 	"os"
 	"time"
+
+	"github.com/tokenauthz/tokenauthz/config"
 )
 
 // ServeFlags are the flags of `tokenauthz serve`, declared here so that the
@@ -28,4 +31,13 @@ func (f *ServeFlags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.AdminAddr, "admin-addr", "", "admin listen address, the status page (overrides listen.admin; default 127.0.0.1:9003)")
 	fs.BoolVar(&f.Pprof, "pprof", false, "also serve Go's runtime profiles, /debug/pprof/, on the admin listener (sets listen.pprof)")
 	fs.DurationVar(&f.Drain, "drain", DefaultDrain, "after SIGTERM, report NOT_SERVING and keep answering this long before stopping")
+}
+
+// Override sets what the flags name over what cfg's file says. serve applies
+// it at startup and to every reloaded file.
+func (f ServeFlags) Override(cfg *config.Config) {
+	cfg.Listen.GRPC = cmp.Or(f.GRPCAddr, cfg.Listen.GRPC)
+	cfg.Listen.HTTP = cmp.Or(f.HTTPAddr, cfg.Listen.HTTP)
+	cfg.Listen.Admin = cmp.Or(f.AdminAddr, cfg.Listen.Admin)
+	cfg.Listen.Pprof = cfg.Listen.Pprof || f.Pprof
 }

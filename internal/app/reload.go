@@ -25,11 +25,16 @@ const reloadDebounce = 200 * time.Millisecond
 // tokens survive: the cache is keyed by the settings, not by the file.
 // listen, cache and token_request settings keep their startup values.
 // Either outcome logs one line.
-func (a *App) Reload(path string) error { return a.reload(path, "call") }
+func (a *App) Reload(path string) error { return a.reload(path, "call", nil) }
 
-// reload is Reload; trigger (sighup, file, call) says in the log what caused it.
-func (a *App) reload(path, trigger string) error {
+// reload is Reload; trigger (sighup, file, call) says in the log what caused
+// it. override, when set, applies the command line to the file as at startup,
+// so that a flag does not read as a listen change waiting for a restart.
+func (a *App) reload(path, trigger string, override func(*config.Config)) error {
 	cfg, err := config.Load(path)
+	if err == nil && override != nil {
+		override(cfg)
+	}
 	a.metrics.ObserveReload(err)
 	a.status.ObserveLoad(trigger, err)
 	if err != nil {
@@ -56,8 +61,9 @@ func (a *App) reload(path, trigger string) error {
 // WatchConfig reloads path on SIGHUP, and when the file's content changes
 // (fsnotify on its folder, so replaced files and swapped symlinks count),
 // until the app stops. If the folder cannot be watched, SIGHUP still works
-// and the error says why files are not watched.
-func (a *App) WatchConfig(path string) error {
+// and the error says why files are not watched. override (nil: none) is what
+// the command line sets over each file, as it did at startup.
+func (a *App) WatchConfig(path string, override func(*config.Config)) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	var events <-chan fsnotify.Event
@@ -83,7 +89,7 @@ func (a *App) WatchConfig(path string) error {
 			case <-a.ctx.Done():
 				return
 			case <-hup:
-				if a.reload(path, "sighup") == nil {
+				if a.reload(path, "sighup", override) == nil {
 					last, _ = os.ReadFile(path)
 				}
 			case <-events:
@@ -96,7 +102,7 @@ func (a *App) WatchConfig(path string) error {
 					continue // mid-swap, or another file in the folder changed
 				}
 				last = data
-				a.reload(path, "file")
+				a.reload(path, "file", override)
 			}
 		}
 	}()
