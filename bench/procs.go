@@ -74,6 +74,17 @@ type proc struct {
 	log    string // stderr goes here
 }
 
+// pinnedProcs are the servers' options. Children inherit the harness's
+// nice value and CPU affinity, so with only the load generator pinned the
+// servers are given every CPU back.
+func pinnedProcs(gomaxprocs int, serverCPUs, clientCPUs string) procOptions {
+	po := procOptions{gomaxprocs: gomaxprocs, cpus: serverCPUs}
+	if po.cpus == "" && clientCPUs != "" {
+		po.cpus = fmt.Sprintf("0-%d", runtime.NumCPU()-1)
+	}
+	return po
+}
+
 // procOptions are how a child runs: GOMAXPROCS and, with cpus set, pinned
 // to those CPUs by taskset.
 type procOptions struct {

@@ -27,6 +27,8 @@ func profileCmd(ctx context.Context, args []string, out io.Writer) error {
 	conns := fs.Int("conns", 2, "HTTP/2 connections from the client to each server")
 	users := fs.Int("users", 100, "distinct users")
 	gomaxprocs := fs.Int("gomaxprocs", 2, "GOMAXPROCS of both servers")
+	serverCPUs := fs.String("server-cpus", "", "pin both servers to these CPUs (taskset -c list); empty: no pinning")
+	clientCPUs := fs.String("client-cpus", "", "pin the load generator to these CPUs; empty: no pinning")
 	nodes := fs.Int("nodes", 25, "entries of each top")
 	keep := fs.String("keep", "", "directory to keep the two .pprof files in (default: dropped)")
 	results := fs.String("results", "", "results directory (default bench/results)")
@@ -36,6 +38,9 @@ func profileCmd(ctx context.Context, args []string, out io.Writer) error {
 		return errUsage
 	}
 	m := describeMachine(ctx)
+	if err := pinSelf(ctx, *clientCPUs); err != nil {
+		return err
+	}
 	lowerPriority(out, nice)
 	stk, err := startStack(ctx, out, time.Hour)
 	if err != nil {
@@ -47,7 +52,7 @@ func profileCmd(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	reqs := workload(tokens)
-	po := procOptions{gomaxprocs: *gomaxprocs}
+	po := pinnedProcs(*gomaxprocs, *serverCPUs, *clientCPUs)
 
 	taAdmin, err := freeAddr()
 	if err != nil {
@@ -87,8 +92,8 @@ func profileCmd(ctx context.Context, args []string, out io.Writer) error {
 	if *rate > 0 {
 		load = fmt.Sprintf("an open loop at %.0f checks/s", *rate)
 	}
-	fmt.Fprintf(&md, "Each server: %s over %d connections, GOMAXPROCS=%d, %d requests (%d users), a %s CPU profile taken 1 s into the load. `flat` is time in the function itself, `cum` with what it calls.\n",
-		load, *conns, *gomaxprocs, len(reqs), *users, *duration)
+	fmt.Fprintf(&md, "Each server: %s over %d connections, GOMAXPROCS=%d, servers pinned to CPUs %q, load generator to %q, %d requests (%d users), a %s CPU profile taken 1 s into the load. `flat` is time in the function itself, `cum` with what it calls.\n",
+		load, *conns, *gomaxprocs, *serverCPUs, *clientCPUs, len(reqs), *users, *duration)
 	for _, t := range []struct {
 		s     *server
 		c     *client
@@ -119,7 +124,7 @@ func profileCmd(ctx context.Context, args []string, out io.Writer) error {
 		}
 		fmt.Fprintf(&md, "\n## %s (%.0f checks/s while profiled)\n\n```\n%s```\n", t.s.name, load.Throughput(), trimTop(string(top)))
 	}
-	data := map[string]any{"duration": duration.String(), "concurrency": *concurrency, "conns": *conns, "gomaxprocs": *gomaxprocs, "users": *users}
+	data := map[string]any{"duration": duration.String(), "concurrency": *concurrency, "conns": *conns, "gomaxprocs": *gomaxprocs, "users": *users, "server_cpus": *serverCPUs, "client_cpus": *clientCPUs}
 	return report(ctx, out, *results, *noWrite, m, "profile", data, md.String())
 }
 

@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -100,11 +99,7 @@ func runCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	reqs := workload(users)
 
-	// Children inherit the harness's nice value and CPU affinity.
-	po := procOptions{gomaxprocs: o.gomaxprocs, cpus: o.serverCPUs}
-	if po.cpus == "" && o.clientCPUs != "" {
-		po.cpus = fmt.Sprintf("0-%d", runtime.NumCPU()-1)
-	}
+	po := pinnedProcs(o.gomaxprocs, o.serverCPUs, o.clientCPUs)
 	co := defaultCache
 	if o.shared {
 		rs, err := startRedis(ctx, bins.dir)
