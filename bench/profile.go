@@ -38,10 +38,12 @@ func profileCmd(ctx context.Context, args []string, out io.Writer) error {
 		return errUsage
 	}
 	m := describeMachine(ctx)
+	lowerPriority(out, nice)
+	// Pinned after lowerPriority, which execs the harness again: a process
+	// started pinned would count only the CPUs it was pinned to.
 	if err := pinSelf(ctx, *clientCPUs); err != nil {
 		return err
 	}
-	lowerPriority(out, nice)
 	stk, err := startStack(ctx, out, time.Hour)
 	if err != nil {
 		return err

@@ -83,10 +83,12 @@ func runCmd(ctx context.Context, args []string, out io.Writer) error {
 		o.rounds, o.duration, o.warmup, o.rate, o.users, o.noWrite, o.quiet, o.nice = 1, time.Second, 200*time.Millisecond, 300, 10, true, 0, 0
 	}
 	m := describeMachine(ctx)
+	lowerPriority(out, &o.nice)
+	// Pinned after lowerPriority, which execs the harness again: a process
+	// started pinned would count only the CPUs it was pinned to.
 	if err := pinSelf(ctx, o.clientCPUs); err != nil {
 		return err
 	}
-	lowerPriority(out, &o.nice)
 	stk, err := startStack(ctx, out, time.Hour)
 	if err != nil {
 		return err
