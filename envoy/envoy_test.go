@@ -67,16 +67,21 @@ func mustLoadBootstrap(t *testing.T, path string) *bootstrapv3.Bootstrap {
 	return b
 }
 
-// extAuthzFilters returns every ext_authz filter configuration in m.
-func extAuthzFilters(m proto.Message) []*extauthzv3.ExtAuthz {
-	var found []*extauthzv3.ExtAuthz
+// messagesIn returns every message of type T inside m (m included).
+func messagesIn[T proto.Message](m proto.Message) []T {
+	var found []T
 	_ = walk(m.ProtoReflect(), "", func(_ string, m proto.Message) error {
-		if f, ok := m.(*extauthzv3.ExtAuthz); ok {
-			found = append(found, f)
+		if v, ok := m.(T); ok {
+			found = append(found, v)
 		}
 		return nil
 	})
 	return found
+}
+
+// extAuthzFilters returns every ext_authz filter configuration in m.
+func extAuthzFilters(m proto.Message) []*extauthzv3.ExtAuthz {
+	return messagesIn[*extauthzv3.ExtAuthz](m)
 }
 
 func TestBootstrapsLoadAndValidate(t *testing.T) {

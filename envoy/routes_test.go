@@ -3,7 +3,6 @@ package envoy
 import (
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -117,10 +116,7 @@ func TestRoutesResolveInTokenauthzConfig(t *testing.T) {
 	t.Setenv("TOKENAUTHZ_CLIENT_SECRET", "test-secret")
 	for _, path := range filesLike(t, bootstrapGlob) {
 		t.Run(caseName(path), func(t *testing.T) {
-			cfg, err := config.Load(filepath.Join(filepath.Dir(path), "tokenauthz.yaml"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg := configBeside(t, path)
 			routes := checkedRoutes(t, mustLoadBootstrap(t, path))
 			if len(routes) == 0 {
 				t.Fatal("no route runs ext_authz")

@@ -10,22 +10,19 @@ import (
 	grpclogv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/tokenauthz/tokenauthz/authz"
 	"github.com/tokenauthz/tokenauthz/config"
 )
 
-// connectionManagers returns every HTTP connection manager inside m.
-func connectionManagers(m proto.Message) []*hcmv3.HttpConnectionManager {
-	var found []*hcmv3.HttpConnectionManager
-	_ = walk(m.ProtoReflect(), "", func(_ string, m proto.Message) error {
-		if h, ok := m.(*hcmv3.HttpConnectionManager); ok {
-			found = append(found, h)
-		}
-		return nil
-	})
-	return found
+// configBeside loads the tokenauthz.yaml in the folder of the bootstrap at path.
+func configBeside(t *testing.T, path string) *config.Config {
+	t.Helper()
+	cfg, err := config.Load(filepath.Join(filepath.Dir(path), "tokenauthz.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
 
 // A cold check waits for a token request: Envoy's ext_authz timeout must
@@ -35,10 +32,7 @@ func TestExtAuthzTimeoutExceedsTokenRequestTimeout(t *testing.T) {
 	t.Setenv("TOKENAUTHZ_CLIENT_SECRET", "test-secret")
 	for _, path := range filesLike(t, bootstrapGlob) {
 		t.Run(caseName(path), func(t *testing.T) {
-			cfg, err := config.Load(filepath.Join(filepath.Dir(path), "tokenauthz.yaml"))
-			if err != nil {
-				t.Fatal(err)
-			}
+			cfg := configBeside(t, path)
 			for _, f := range extAuthzFilters(mustLoadBootstrap(t, path)) {
 				timeout := f.GetGrpcService().GetTimeout()
 				if f.GetHttpService() != nil {
@@ -65,7 +59,7 @@ func TestAccessLogsCarryDecisionsAndPurges(t *testing.T) {
 			if cluster == "" {
 				t.Skip("ext_authz in HTTP mode: tokenauthz cannot answer with dynamic metadata there")
 			}
-			for _, h := range connectionManagers(b) {
+			for _, h := range messagesIn[*hcmv3.HttpConnectionManager](b) {
 				logged, purges := map[string]bool{}, false
 				for _, l := range h.GetAccessLog() {
 					js, _ := protojson.Marshal(l)
