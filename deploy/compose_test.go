@@ -2,9 +2,7 @@ package deploy
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
-	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -16,7 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/tokenauthz/tokenauthz/config"
-	"github.com/tokenauthz/tokenauthz/internal/app"
+	"github.com/tokenauthz/tokenauthz/internal/apptest"
 	"github.com/tokenauthz/tokenauthz/internal/testtools"
 )
 
@@ -114,17 +112,8 @@ func TestComposeWaitsForHealthyTokenauthz(t *testing.T) {
 // and returns its gRPC address.
 func readyTokenauthz(t *testing.T) string {
 	t.Helper()
-	cfg, err := config.Parse("ready.yaml", []byte("listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}\n"+
-		"services: {a: {hosts: [a], token_url: https://idp.invalid/token, client_id: x, client_secret: y, grant_type: client_credentials}}\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Shutdown)
-	return a.GRPCAddr()
+	return apptest.Parse(t, "ready.yaml", "listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}\n"+
+		"services: {a: {hosts: [a], token_url: https://idp.invalid/token, client_id: x, client_secret: y, grant_type: client_credentials}}\n").GRPCAddr()
 }
 
 // builtTokenauthz builds the binary the image runs.

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -29,7 +28,7 @@ import (
 	"github.com/tokenauthz/tokenauthz/authz"
 	"github.com/tokenauthz/tokenauthz/config"
 	"github.com/tokenauthz/tokenauthz/devidp"
-	"github.com/tokenauthz/tokenauthz/internal/app"
+	"github.com/tokenauthz/tokenauthz/internal/apptest"
 	"github.com/tokenauthz/tokenauthz/internal/redistest"
 )
 
@@ -133,11 +132,7 @@ services:
 	if err != nil {
 		t.Fatal(err)
 	}
-	a, err := app.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Shutdown)
+	a := apptest.Start(t, cfg)
 	check := func(host string) authz.Decision {
 		return a.Authz.Decide(context.Background(), authz.Input{Method: "GET", Host: host, Path: "/"})
 	}

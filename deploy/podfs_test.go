@@ -3,7 +3,6 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,8 +12,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/tokenauthz/tokenauthz/config"
-	"github.com/tokenauthz/tokenauthz/internal/app"
+	"github.com/tokenauthz/tokenauthz/internal/apptest"
 	"github.com/tokenauthz/tokenauthz/internal/probe"
 )
 
@@ -129,19 +127,11 @@ type live struct{ grpc, http string }
 
 func startLive(t *testing.T) live {
 	t.Helper()
-	cfg, err := config.Parse("live.yaml", []byte(`
+	a := apptest.Parse(t, "live.yaml", `
 listen: {grpc: 127.0.0.1:0, http: 127.0.0.1:0, admin: 127.0.0.1:0}
 services:
   down: {hosts: [down], issuer: "http://127.0.0.1:1/", client_id: x, client_secret: y, grant_type: client_credentials}
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Shutdown)
+`)
 	return live{grpc: a.GRPCAddr(), http: a.HTTPAddr()}
 }
 

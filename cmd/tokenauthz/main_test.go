@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -14,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/tokenauthz/tokenauthz/config"
 	"github.com/tokenauthz/tokenauthz/devidp"
 	"github.com/tokenauthz/tokenauthz/internal/app"
+	"github.com/tokenauthz/tokenauthz/internal/apptest"
 )
 
 const goodConfig = `
@@ -62,16 +61,7 @@ func writeConfig(t *testing.T, text string) string {
 // startApp serves the config text in process until the test ends.
 func startApp(t *testing.T, text string) *app.App {
 	t.Helper()
-	cfg, err := config.Parse("cli.yaml", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := app.Start(context.Background(), cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(a.Shutdown)
-	return a
+	return apptest.Parse(t, "cli.yaml", text)
 }
 
 // healthTargets are gRPC addresses for `tokenauthz health`: a ready
