@@ -84,6 +84,53 @@ stamp_ok() {
 	[[ -f "$STAMPS/$1" && "$(cat "$STAMPS/$1")" == "$2" ]]
 }
 
+# build_tool NAME STAMP BUILD [optional]: runs the function BUILD in a fresh
+# .tools/src/NAME, its output in .tools/src/NAME.log; BUILD leaves the
+# program at .tools/bin/NAME.tmp, which then becomes .tools/bin/NAME,
+# stamped STAMP (status=installed). A failed build prints the log's tail
+# and exits, or, for an optional tool, leaves the tail in
+# .tools/stamps/NAME.failed (for its tests to quote when they skip), sets
+# status=failed and lets the other tools install.
+build_tool() {
+	local name=$1 stamp=$2 build=$3 optional=${4:-}
+	local dir="$SRC/$name" log="$SRC/$name.log"
+	rm -rf "$dir" "$STAMPS/$name" "$STAMPS/$name.failed"
+	mkdir -p "$dir"
+	# set -e does not apply inside an if condition: BUILD chains with &&.
+	if ! (cd "$dir" && "$build") >"$log" 2>&1; then
+		tail -n 40 "$log" >&2
+		echo "$name: build failed, full log in $log" >&2
+		if [[ -z "$optional" ]]; then
+			exit 1
+		fi
+		{
+			echo "building $name ($stamp) failed (full log in $log):"
+			tail -n 20 "$log"
+		} >"$STAMPS/$name.failed"
+		status=failed
+		return
+	fi
+	mv "$BIN/$name.tmp" "$BIN/$name"
+	echo "$stamp" >"$STAMPS/$name"
+	status=installed
+}
+
+# go_install PACKAGE@VERSION [go install flags]: go install into the
+# current folder, the program then moved to .tools/bin/<its name>.tmp.
+go_install() {
+	local pkg=$1
+	shift
+	GOWORK=off GOFLAGS=-buildvcs=false GOBIN="$PWD" go install "$@" "$pkg" &&
+		mv "$PWD/$(basename "${pkg%@*}")" "$BIN/$(basename "${pkg%@*}").tmp"
+}
+
+# in_module NAME: a fresh Go module for building a tool with its own
+# requirements (replace directives, a stamped version) in the current folder.
+in_module() {
+	export GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" &&
+		go mod init "tokenauthz.tools/$1"
+}
+
 # hydra: Ory Hydra built from the Go module proxy, with the in-memory
 # SQLite driver (cgo) so tests can run it with dsn=memory.
 install_hydra() {
@@ -93,27 +140,16 @@ install_hydra() {
 		status=cached
 		return
 	fi
-	local dir="$SRC/hydra"
-	rm -rf "$dir" "$STAMPS/hydra"
-	mkdir -p "$dir"
-	# set -e does not apply inside an if condition: chain with &&.
-	if ! (
-		cd "$dir" &&
-			export GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" &&
-			go mod init tokenauthz.tools/hydra &&
-			go mod edit -replace "$HYDRA_POP_REPLACE" &&
-			go get -tool "github.com/ory/hydra/v2@$HYDRA_VERSION" &&
-			go build -tags "$HYDRA_TAGS" \
-				-ldflags "-X github.com/ory/hydra/v2/driver/config.Version=$HYDRA_VERSION" \
-				-o "$BIN/hydra.tmp" github.com/ory/hydra/v2
-	) >"$dir.log" 2>&1; then
-		tail -n 40 "$dir.log" >&2
-		echo "hydra: build failed, full log in $dir.log" >&2
-		exit 1
-	fi
-	mv "$BIN/hydra.tmp" "$BIN/hydra"
-	echo "$want" >"$STAMPS/hydra"
-	status=installed
+	build_tool hydra "$want" build_hydra
+}
+
+build_hydra() {
+	in_module hydra &&
+		go mod edit -replace "$HYDRA_POP_REPLACE" &&
+		go get -tool "github.com/ory/hydra/v2@$HYDRA_VERSION" &&
+		go build -tags "$HYDRA_TAGS" \
+			-ldflags "-X github.com/ory/hydra/v2/driver/config.Version=$HYDRA_VERSION" \
+			-o "$BIN/hydra.tmp" github.com/ory/hydra/v2
 }
 
 # nginx_has_auth_request BIN: BIN runs and was built with auth_request
@@ -153,6 +189,23 @@ apt_install() {
 	fi
 }
 
+# find_or_apt NAME PACKAGE WHAT: sets found to what found_NAME prints,
+# installing PACKAGE with apt-get first when it prints nothing
+# (status=installed); WHAT says what is wrong if it still prints nothing.
+find_or_apt() {
+	found="$("found_$1")"
+	if [[ -n "$found" ]]; then
+		return
+	fi
+	apt_install "$1" "$2"
+	found="$("found_$1")"
+	if [[ -z "$found" ]]; then
+		echo "$1: $3 after installing $2" >&2
+		exit 1
+	fi
+	status=installed
+}
+
 # link_tool NAME FILE VERSION: .tools/bin/FILE links to the found program,
 # stamped with the version it reports.
 link_tool() {
@@ -172,17 +225,7 @@ link_tool() {
 # their own ports; the system service is not used (Debian's container images
 # keep it from starting with a policy-rc.d).
 install_nginx() {
-	local found
-	found="$(found_nginx)"
-	if [[ -z "$found" ]]; then
-		apt_install nginx "$NGINX_PACKAGE"
-		found="$(found_nginx)"
-		if [[ -z "$found" ]]; then
-			echo "nginx: no nginx with --with-http_auth_request_module after installing $NGINX_PACKAGE" >&2
-			exit 1
-		fi
-		status=installed
-	fi
+	find_or_apt nginx "$NGINX_PACKAGE" "no nginx with --with-http_auth_request_module"
 	link_tool nginx nginx "$found" "$("$found" -v 2>&1)"
 }
 
@@ -198,25 +241,10 @@ install_caddy() {
 		status=cached
 		return
 	fi
-	local log="$SRC/caddy.log"
-	rm -f "$STAMPS/caddy" "$STAMPS/caddy.failed"
-	if ! (
-		export GOWORK=off GOFLAGS=-buildvcs=false GOBIN="$SRC/caddy-bin" &&
-			go install "github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION"
-	) >"$log" 2>&1; then
-		tail -n 40 "$log" >&2
-		{
-			echo "go install caddy@$CADDY_VERSION failed (full log in $log):"
-			tail -n 20 "$log"
-		} >"$STAMPS/caddy.failed"
-		echo "caddy: build failed, full log in $log; the Caddy e2e test will skip" >&2
-		status=failed
-		return
-	fi
-	mv "$SRC/caddy-bin/caddy" "$BIN/caddy"
-	echo "$CADDY_VERSION" >"$STAMPS/caddy"
-	status=installed
+	build_tool caddy "$CADDY_VERSION" build_caddy optional
 }
+
+build_caddy() { go_install "github.com/caddyserver/caddy/v2/cmd/caddy@$CADDY_VERSION"; }
 
 # found_docker_compose: prints the working docker-compose, if any.
 found_docker_compose() {
@@ -229,17 +257,7 @@ found_docker_compose() {
 # .tools/bin. The tests only run `docker-compose config -q` on
 # docker-compose.yaml: it needs no Docker engine.
 install_docker_compose() {
-	local found
-	found="$(found_docker_compose)"
-	if [[ -z "$found" ]]; then
-		apt_install docker_compose "$DOCKER_COMPOSE_PACKAGE"
-		found="$(found_docker_compose)"
-		if [[ -z "$found" ]]; then
-			echo "docker_compose: docker-compose does not run after installing $DOCKER_COMPOSE_PACKAGE" >&2
-			exit 1
-		fi
-		status=installed
-	fi
+	find_or_apt docker_compose "$DOCKER_COMPOSE_PACKAGE" "docker-compose does not run"
 	link_tool docker_compose docker-compose "$found" "$("$found" version --short 2>&1)"
 }
 
@@ -259,20 +277,8 @@ found_redis() {
 # ports with persistence off; the system service is not used (Debian's
 # container images keep it from starting with a policy-rc.d).
 install_redis() {
-	local server
-	server="$(found_redis)"
-	if [[ -z "$server" ]]; then
-		apt_install redis "$REDIS_PACKAGE"
-		server="$(found_redis)"
-		if [[ -z "$server" ]]; then
-			echo "redis: redis-server or redis-cli does not run after installing $REDIS_PACKAGE" >&2
-			exit 1
-		fi
-		status=installed
-	fi
-	local version
-	version="$("$server" --version 2>&1)"
-	link_tool redis redis-server "$server" "$version"
+	find_or_apt redis "$REDIS_PACKAGE" "redis-server or redis-cli does not run"
+	link_tool redis redis-server "$found" "$("$found" --version 2>&1)"
 	ln -sfn "$(command -v redis-cli || echo /usr/bin/redis-cli)" "$BIN/redis-cli"
 }
 
@@ -282,19 +288,10 @@ install_grpcurl() {
 		status=cached
 		return
 	fi
-	local log="$SRC/grpcurl.log"
-	rm -f "$STAMPS/grpcurl"
-	if ! (
-		export GOWORK=off GOFLAGS=-buildvcs=false GOBIN="$BIN" &&
-			go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
-	) >"$log" 2>&1; then
-		tail -n 40 "$log" >&2
-		echo "grpcurl: build failed, full log in $log" >&2
-		exit 1
-	fi
-	echo "$GRPCURL_VERSION" >"$STAMPS/grpcurl"
-	status=installed
+	build_tool grpcurl "$GRPCURL_VERSION" build_grpcurl
 }
+
+build_grpcurl() { go_install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"; }
 
 # helm: built from the Go module proxy in its own module, so that the
 # Kubernetes version its capabilities default to (and `helm version`) are
@@ -305,60 +302,48 @@ install_helm() {
 		status=cached
 		return
 	fi
-	local dir="$SRC/helm" pkg=helm.sh/helm/${HELM_VERSION%%.*}
-	rm -rf "$dir" "$STAMPS/helm"
-	mkdir -p "$dir"
-	if ! (
-		cd "$dir" &&
-			export GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" &&
-			go mod init tokenauthz.tools/helm &&
-			go get "$pkg@$HELM_VERSION" &&
-			kube="$(go list -m -f '{{.Version}}' k8s.io/client-go)" && kube="${kube#v0.}" && kube="${kube%%.*}" &&
-			go build -ldflags "-s -w -X $pkg/internal/version.version=$HELM_VERSION
-				-X $pkg/pkg/chartutil.k8sVersionMajor=1 -X $pkg/pkg/chartutil.k8sVersionMinor=$kube
-				-X $pkg/pkg/lint/rules.k8sVersionMajor=1 -X $pkg/pkg/lint/rules.k8sVersionMinor=$kube" \
-				-o "$BIN/helm.tmp" "$pkg/cmd/helm"
-	) >"$dir.log" 2>&1; then
-		tail -n 40 "$dir.log" >&2
-		echo "helm: build failed, full log in $dir.log" >&2
-		exit 1
-	fi
-	mv "$BIN/helm.tmp" "$BIN/helm"
-	echo "$HELM_VERSION" >"$STAMPS/helm"
-	status=installed
+	build_tool helm "$HELM_VERSION" build_helm
+}
+
+build_helm() {
+	local pkg=helm.sh/helm/${HELM_VERSION%%.*} kube
+	in_module helm &&
+		go get "$pkg@$HELM_VERSION" &&
+		kube="$(go list -m -f '{{.Version}}' k8s.io/client-go)" && kube="${kube#v0.}" && kube="${kube%%.*}" &&
+		go build -ldflags "-s -w -X $pkg/internal/version.version=$HELM_VERSION
+			-X $pkg/pkg/chartutil.k8sVersionMajor=1 -X $pkg/pkg/chartutil.k8sVersionMinor=$kube
+			-X $pkg/pkg/lint/rules.k8sVersionMajor=1 -X $pkg/pkg/lint/rules.k8sVersionMinor=$kube" \
+			-o "$BIN/helm.tmp" "$pkg/cmd/helm"
 }
 
 # promtool: built from the Go module proxy in its own module (Prometheus'
 # go.mod has exclude directives, which go install pkg@version refuses),
 # stamped with its release version as Prometheus' own build does.
 install_promtool() {
-	local v=${PROMTOOL_MODULE_VERSION#v0.} # v0.316.0 -> 316.0 -> release 3.16.0
-	local minor=${v%%.*}
-	local release="$((minor / 100)).$((minor % 100)).${v#*.}"
 	if [[ -x "$BIN/promtool" ]] && stamp_ok promtool "$PROMTOOL_MODULE_VERSION" &&
-		[[ "$("$BIN/promtool" --version 2>&1)" == *"version $release"* ]]; then
+		[[ "$("$BIN/promtool" --version 2>&1)" == *"version $(promtool_release)"* ]]; then
 		status=cached
 		return
 	fi
-	local dir="$SRC/promtool" mod=github.com/prometheus/prometheus
-	rm -rf "$dir" "$STAMPS/promtool"
-	mkdir -p "$dir"
-	if ! (
-		cd "$dir" &&
-			export GOWORK=off GOFLAGS="-mod=mod -buildvcs=false" &&
-			go mod init tokenauthz.tools/promtool &&
-			go get "$mod/cmd/promtool@$PROMTOOL_MODULE_VERSION" &&
-			go build -ldflags "-s -w -X github.com/prometheus/common/version.Version=$release
-				-X github.com/prometheus/common/version.Revision=$PROMTOOL_MODULE_VERSION" \
-				-o "$BIN/promtool.tmp" "$mod/cmd/promtool"
-	) >"$dir.log" 2>&1; then
-		tail -n 40 "$dir.log" >&2
-		echo "promtool: build failed, full log in $dir.log" >&2
-		exit 1
-	fi
-	mv "$BIN/promtool.tmp" "$BIN/promtool"
-	echo "$PROMTOOL_MODULE_VERSION" >"$STAMPS/promtool"
-	status=installed
+	build_tool promtool "$PROMTOOL_MODULE_VERSION" build_promtool
+}
+
+# promtool_release: Prometheus' release of PROMTOOL_MODULE_VERSION
+# (v0.316.0 -> 316.0 -> 3.16.0).
+promtool_release() {
+	local v=${PROMTOOL_MODULE_VERSION#v0.}
+	local minor=${v%%.*}
+	echo "$((minor / 100)).$((minor % 100)).${v#*.}"
+}
+
+build_promtool() {
+	local mod=github.com/prometheus/prometheus release
+	release="$(promtool_release)"
+	in_module promtool &&
+		go get "$mod/cmd/promtool@$PROMTOOL_MODULE_VERSION" &&
+		go build -ldflags "-s -w -X github.com/prometheus/common/version.Version=$release
+			-X github.com/prometheus/common/version.Revision=$PROMTOOL_MODULE_VERSION" \
+			-o "$BIN/promtool.tmp" "$mod/cmd/promtool"
 }
 
 # found_chromium: prints the Chromium found, if it runs.
@@ -372,17 +357,7 @@ found_chromium() {
 # .tools/bin/chromium links to it and the stamp records the version it
 # reports. The tests start it themselves, headless, with a fresh profile.
 install_chromium() {
-	local found
-	found="$(found_chromium)"
-	if [[ -z "$found" ]]; then
-		apt_install chromium "$CHROMIUM_PACKAGE"
-		found="$(found_chromium)"
-		if [[ -z "$found" ]]; then
-			echo "chromium: chromium does not run after installing $CHROMIUM_PACKAGE" >&2
-			exit 1
-		fi
-		status=installed
-	fi
+	find_or_apt chromium "$CHROMIUM_PACKAGE" "chromium does not run"
 	# Debian's wrapper script may complain on stderr (its memory check):
 	# the stamp takes the version line only.
 	link_tool chromium chromium "$found" "$("$found" --version 2>/dev/null)"
@@ -398,25 +373,10 @@ install_ghz() {
 		status=cached
 		return
 	fi
-	local log="$SRC/ghz.log"
-	rm -f "$STAMPS/ghz" "$STAMPS/ghz.failed"
-	if ! (
-		export GOWORK=off GOFLAGS=-buildvcs=false GOBIN="$SRC/ghz-bin" &&
-			go install -ldflags "-X main.version=${GHZ_VERSION#v}" "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION"
-	) >"$log" 2>&1; then
-		tail -n 40 "$log" >&2
-		{
-			echo "go install ghz@$GHZ_VERSION failed (full log in $log):"
-			tail -n 20 "$log"
-		} >"$STAMPS/ghz.failed"
-		echo "ghz: build failed, full log in $log" >&2
-		status=failed
-		return
-	fi
-	mv "$SRC/ghz-bin/ghz" "$BIN/ghz"
-	echo "$GHZ_VERSION" >"$STAMPS/ghz"
-	status=installed
+	build_tool ghz "$GHZ_VERSION" build_ghz optional
 }
+
+build_ghz() { go_install "github.com/bojand/ghz/cmd/ghz@$GHZ_VERSION" -ldflags "-X main.version=${GHZ_VERSION#v}"; }
 
 # preflight NAME...: checks, before anything is installed, that the machine
 # has what the named tools need (NEEDS), and names everything missing.
@@ -458,6 +418,7 @@ preflight() {
 }
 
 status= # set by each install_<name>: installed, cached, linked or failed
+found=  # set by find_or_apt: the program found
 
 main() {
 	mkdir -p "$BIN" "$STAMPS" "$SRC"
